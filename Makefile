@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+# Both create .venv with the machine's python3 and install the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MEMBERS ?= 2000
+BENCH_MEMBERS ?= 100000
+
+.PHONY: demo test lab bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/loyalty-migrate demo --dir demo --members $(MEMBERS)
+
+test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --members $(BENCH_MEMBERS)
+
+clean:
+	rm -rf demo .pytest_cache

@@ -1,0 +1,123 @@
+"""``loyalty-migrate``: a thin command line; each command is one library call.
+
+Exit codes: 0 all stages passed; 1 a gate or stage failed (the run stopped there); 2 bad config,
+bad input or bad usage, with a one-line cause and no traceback (set LOYALTY_MIGRATE_DEBUG=1 to
+see one).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from loyalty_toolkit import __version__
+from loyalty_toolkit.errors import LoyaltyError
+from loyalty_toolkit.runner import preflight, run, status
+from loyalty_toolkit.runner.workspace import init_workspace, run_demo
+from loyalty_toolkit.stages.rehearsal import rehearse_import
+
+
+def _one_line_errors(fn):
+    """Turn every error into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LoyaltyError as exc:
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # an unexpected failure still gets one line, never a traceback
+            if os.environ.get("LOYALTY_MIGRATE_DEBUG"):
+                raise
+            click.echo(f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+                       " (set LOYALTY_MIGRATE_DEBUG=1 for the traceback)", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _report(result) -> None:
+    if result.exit_code == 0:
+        click.echo(f"passed: {result.index}")
+    else:
+        click.echo(f"failed: {result.message}", err=True)
+        click.echo(f"record: {result.index}", err=True)
+    sys.exit(result.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="loyalty-migrate")
+def main() -> None:
+    """Staged, gated, reproducible migration of a loyalty program."""
+
+
+@main.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--members", default=200, show_default=True, help="Members in the sample program to start from.")
+@_one_line_errors
+def init_cmd(directory: Path, members: int) -> None:
+    """Scaffold a migration workspace in DIRECTORY: a commented migration.yml and a sample program."""
+    click.echo(f"wrote {init_workspace(directory, members=members)}")
+
+
+@main.command("demo")
+@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(path_type=Path),
+              help="Workspace folder for the sample program and its runs.")
+@click.option("--members", default=2000, show_default=True, help="Members in the sample program.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the deterministic generator.")
+@click.option("--fraction", default=1.0, show_default=True, help="Subset fraction (below 1: a rehearsal).")
+@click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@_one_line_errors
+def demo_cmd(directory: Path, members: int, seed: int, fraction: float, show_pii: bool) -> None:
+    """Generate the bundled sample program and run every stage on it."""
+    _report(run_demo(directory, members=members, seed=seed, fraction=fraction, show_pii=show_pii))
+
+
+@main.command("run")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--stages", default=None, help="Comma-separated stages to (re-)run in an existing run dir.")
+@click.option("--run-id", default=None, help="Run id (folder name); defaults to the UTC time.")
+@click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@_one_line_errors
+def run_cmd(config: Path, stages: str | None, run_id: str | None, show_pii: bool) -> None:
+    """Run the staged migration described by CONFIG."""
+    _report(run(config, stages=stages, run_id=run_id, show_pii=show_pii))
+
+
+@main.command("validate")
+@click.argument("config", type=click.Path(path_type=Path))
+@_one_line_errors
+def validate_cmd(config: Path) -> None:
+    """Preflight CONFIG: inputs readable, encodings, delimiters, mapped columns, row counts."""
+    report = preflight(config)
+    click.echo(report.table())
+    if report.problems:
+        click.echo(f"error: {report.problems[0]}", err=True)
+        sys.exit(2)
+
+
+@main.command("rehearse-import")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Seed of the rehearsal's member IDs.")
+@click.option("--keep-existing", is_flag=True, help="Import on top of earlier rehearsal imports (duplicates are refused).")
+@_one_line_errors
+def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool) -> None:
+    """Import RUN_DIR's members XML into the local rehearsal target (a rehearsal, not the platform)."""
+    r = rehearse_import(run_dir, seed=seed, fresh=not keep_existing)
+    click.echo(f"rehearsal (not the platform): {r.totals['totalSuccess']:,} imported, {r.totals['totalFailed']:,} refused;"
+               f" result {r.import_result}; member export {r.members_export}")
+
+
+@main.command("status")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@_one_line_errors
+def status_cmd(run_dir: Path) -> None:
+    """Print the stage table of RUN_DIR."""
+    click.echo(status(run_dir))

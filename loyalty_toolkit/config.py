@@ -1,0 +1,345 @@
+"""The migration config: one YAML file per migration, validated on load.
+
+Paths are relative to the config file. Errors name the file and the field, for example
+``migration.yml: sources.members.path: no such file: legacy/guests.csv``. Unknown keys are
+errors too: a typo in a config must not silently fall back to a default. Field-by-field
+documentation is in docs/config.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loyalty_toolkit.errors import ConfigError
+
+# Canonical member fields -> column header in the legacy export (the demo's defaults).
+MEMBER_COLUMNS: dict[str, str] = {
+    "legacy_id": "guest_id",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone": "mobile_phone",
+    "card_number": "card_number",
+    "birth_date": "date_of_birth",
+    "gender": "gender",
+    "created_at": "created_at",
+    "base_center": "base_center",
+}
+MEMBER_REQUIRED = ("legacy_id",)
+
+# Canonical ledger fields -> Zenoti "Loyalty Points Liability" column names (seed 004).
+LEDGER_COLUMNS: dict[str, str] = {
+    "user_id": "user id",
+    "record_type": "record type name",
+    "guestpointsid": "guestpointsid",
+    "action_date": "action date",
+    "action_name": "action name",
+    "points": "Loyalty Points",
+    "effective_start": "effective start date",
+    "effective_end": "effective end date",
+    "program": "program name",
+    "accrual_center": "accrual center name",
+    "payment_center": "payment center name",
+    "accrual_center_minutes": "accrual center minutes to add",
+    "payment_center_minutes": "payment center minutes to add",
+    "previous_tier": "previous tier name",
+    "current_tier": "current tier name",
+    "accrual_tier": "accrual tier name",
+    "invoice_id": "invoiceid",
+    "invoice_no": "invoiceno",
+}
+
+# Canonical opening-balance fields -> Haravan template columns (seed 003).
+OPENING_COLUMNS: dict[str, str] = {
+    "phone": "phone",
+    "email": "email",
+    "opening_revenue": "DTDauKy",
+    "accumulated_revenue": "DTTichLuy",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvSource(_Strict):
+    """A delimited legacy export."""
+
+    path: Path
+    encoding: str = "auto"
+    delimiter: str = "auto"
+    timezone: str = "UTC"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if v != "auto" and v not in {",", ";", "\t", "|"}:
+            raise ValueError("must be auto, ',', ';', '|' or a tab")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone: {v}") from None
+        return v
+
+
+class MembersSource(CsvSource):
+    """The legacy member export (stage 01)."""
+
+    default_region: str = "FR"
+    date_format: str | None = None  # strftime pattern of birth dates; None = ISO, then day-first guesses
+
+    def column_map(self) -> dict[str, str]:
+        return {**MEMBER_COLUMNS, **self.columns}
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(MEMBER_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown member field(s) {unknown}; known: {sorted(MEMBER_COLUMNS)}")
+        return v
+
+
+class LedgerSource(CsvSource):
+    """The Zenoti-style points-liability export (stage 03)."""
+
+    def column_map(self) -> dict[str, str]:
+        return {**LEDGER_COLUMNS, **self.columns}
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(LEDGER_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown ledger field(s) {unknown}; known: {sorted(LEDGER_COLUMNS)}")
+        return v
+
+
+class OpeningBalancesSource(CsvSource):
+    """The Haravan-style opening-balance file (stage 03)."""
+
+    def column_map(self) -> dict[str, str]:
+        return {**OPENING_COLUMNS, **self.columns}
+
+
+class RewardsSource(_Strict):
+    """Splio reward files, named ``universe_scope_subsection_YYYYMMDD.csv`` (stage 04)."""
+
+    files: list[Path]
+    timezone: str = "Etc/GMT-1"  # Splio states its dates are GMT+1 (POSIX sign is inverted)
+
+
+class TargetMembersSource(_Strict):
+    """The target platform's member export, with the IDs it assigned (stage 02).
+
+    With a real platform: ``path`` is the member export downloaded after importing the members XML,
+    and ``import_result`` the platform's per-item import result, if it gave one. With
+    ``rehearsal: true`` stage 02 first imports the run's members XML into the local rehearsal
+    target (``loyalty-migrate rehearse-import``) and reads the export and result it writes.
+    """
+
+    path: Path | None = None
+    import_result: Path | None = None
+    rehearsal: bool = False
+    rehearsal_seed: int = 0  # seeds the rehearsal's random member IDs, so a rehearsal replays
+    default_region: str | None = None  # phones in the export without +country; None = the members' region
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetMembersSource:
+        if self.rehearsal == (self.path is not None):
+            raise ValueError("set either rehearsal: true or path: <the target's member export>")
+        return self
+
+
+class Sources(_Strict):
+    members: MembersSource
+    ledger: LedgerSource | None = None
+    opening_balances: OpeningBalancesSource | None = None
+    rewards: RewardsSource | None = None
+    target_members: TargetMembersSource | None = None
+
+
+class Migration(_Strict):
+    name: str
+    cutover: datetime
+    output_dir: Path = Path("runs")
+
+    @field_validator("cutover")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-06-30T23:59:59+00:00")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class Subset(_Strict):
+    fraction: float = Field(1.0, gt=0, le=1)
+    salt: str = "loyalty-migrate"
+
+
+class OpenLoyaltyMembers(_Strict):
+    active: bool = True
+    agreement1: bool = False
+    send_activation_mail: bool = False
+    max_file_mb: float = Field(95.0, gt=0, lt=100)
+
+
+class OpenLoyalty(_Strict):
+    members: OpenLoyaltyMembers = OpenLoyaltyMembers()
+
+
+class Targets(_Strict):
+    openloyalty: OpenLoyalty = OpenLoyalty()
+
+
+class MappingGates(_Strict):
+    min_member_coverage: float = Field(1.0, ge=0, le=1)
+
+
+class Gates(_Strict):
+    mapping: MappingGates = MappingGates()
+
+
+class Run(_Strict):
+    cell_timeout_seconds: int = Field(1800, gt=0)
+    show_pii: bool = False
+
+
+class Config(_Strict):
+    """A validated migration config; ``path`` is the YAML file it came from."""
+
+    migration: Migration
+    sources: Sources
+    subset: Subset = Subset()
+    targets: Targets = Targets()
+    gates: Gates = Gates()
+    run: Run = Run()
+    path: Path = Field(exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def output_root(self) -> Path:
+        return _resolve(self.root, self.migration.output_dir)
+
+    def input_files(self) -> dict[str, Path]:
+        """The legacy inputs stage 00 freezes, as ``{name: absolute path}``; reward files are
+        ``rewards/<file>``. The target's export is a late input, frozen by stage 02."""
+        out: dict[str, Path] = {}
+        s = self.sources
+        for name in ("members", "ledger", "opening_balances"):
+            src = getattr(s, name)
+            if src is not None:
+                out[name] = src.path
+        if s.rewards is not None:
+            for p in s.rewards.files:
+                out[f"rewards/{p.name}"] = p
+        return out
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as plain JSON data (paths absolute), for the manifest."""
+        return json.loads(self.model_dump_json())
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+def _resolve(root: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (root / p).resolve()
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def _resolve_paths(data: dict[str, Any], root: Path, cfg_name: str) -> None:
+    """Make every source path absolute and check that it exists, naming the field when not."""
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return
+    for name, src in sources.items():
+        if not isinstance(src, dict):
+            continue
+        if "path" in src and isinstance(src["path"], str):
+            raw = src["path"]
+            p = _resolve(root, Path(raw))
+            if not p.is_file():
+                raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.path")
+            src["path"] = str(p)
+        if "import_result" in src and isinstance(src["import_result"], str):
+            raw = src["import_result"]
+            p = _resolve(root, Path(raw))
+            if not p.is_file():
+                raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.import_result")
+            src["import_result"] = str(p)
+        if "files" in src and isinstance(src["files"], list):
+            files = []
+            for i, raw in enumerate(src["files"]):
+                p = _resolve(root, Path(str(raw)))
+                if not p.is_file():
+                    raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.files.{i}")
+                files.append(str(p))
+            src["files"] = files
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate config text as if it were the file at ``path`` (used by load and by tests)."""
+    name = path.name
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", file=name, line=line, column=col) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with migration: and sources:", file=name)
+    _resolve_paths(data, path.parent.resolve(), name)
+    data["path"] = str(path.resolve())
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field_path(err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; docs/config.md lists every field)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        raise ConfigError(msg, file=name, field=field) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML config at ``path``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("no such config file", file=str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=p.name) from None
+    return parse_config(text, p)

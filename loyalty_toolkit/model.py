@@ -1,0 +1,61 @@
+"""Shared vocabulary: the stages, reason codes and the shape of a reject.
+
+Plain data only; every layer may import it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# (number, name) in run order. A stage runs only when every stage before it passed in the same run.
+STAGES: tuple[tuple[str, str], ...] = (
+    ("00", "subset"),
+    ("01", "members"),
+    ("02", "mapping"),
+    ("03", "transfers"),
+    ("04", "rewards"),
+    ("05", "report"),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(name for _, name in STAGES)
+STAGE_NUMBERS: dict[str, str] = {name: num for num, name in STAGES}
+
+# Columns of every reject table and of rejects/<stage>.csv, in this order.
+REJECT_COLUMNS: tuple[str, ...] = ("stage", "file", "line", "record_key", "column", "reason_code", "message", "value")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected input row: where it came from and why it was refused."""
+
+    stage: str
+    file: str
+    line: int
+    record_key: str
+    column: str
+    reason_code: str
+    message: str
+    value: str = ""
+
+    def as_row(self) -> dict[str, object]:
+        return {c: getattr(self, c) for c in REJECT_COLUMNS}
+
+
+def notebook_name(stage: str) -> str:
+    """``01_members`` for ``members``: the stem of the stage notebook and its outputs."""
+    return f"{STAGE_NUMBERS[stage]}_{stage}"
+
+
+def project_root() -> Path:
+    """The checkout holding ``notebooks/`` and ``expectations/`` (the package is installed editable)."""
+    env = os.environ.get("LOYALTY_MIGRATE_HOME")
+    return Path(env) if env else Path(__file__).resolve().parent.parent
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def expectations_dir() -> Path:
+    return project_root() / "expectations"

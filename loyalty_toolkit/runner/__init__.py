@@ -1,0 +1,182 @@
+"""Run the staged migration: execute stage notebooks in order, gate by gate, and keep the record.
+
+``run`` executes ``notebooks/NN_<stage>.ipynb`` with papermill into ``RUN_DIR/notebooks``,
+renders each to HTML, and writes ``manifest.json``, ``summary.json`` and ``index.html``. A stage
+runs only when every stage before it passed in the same run dir; the first failure stops the run
+and the later stages are ``skipped``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loyalty_toolkit.config import load_config
+from loyalty_toolkit.errors import InputError, UsageError
+from loyalty_toolkit.model import notebook_name, notebooks_dir
+from loyalty_toolkit.runner import record
+from loyalty_toolkit.runner.preflight import preflight
+from loyalty_toolkit.runner.execute import execute_notebook
+from loyalty_toolkit.runner.render import notebook_to_html
+from loyalty_toolkit.store import StagingStore
+
+# The stages this release runs, in order (DESIGN.md lists six; later stages join as they land).
+PIPELINE: tuple[str, ...] = ("subset", "members", "mapping")
+
+
+__all__ = ["PIPELINE", "RunResult", "parse_stages", "preflight", "run", "status"]
+
+# A stage that stops on one of these was given bad input or config, not a failed gate: exit 2.
+BAD_INPUT_ERRORS = frozenset({"InputError", "ConfigError", "UsageError"})
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str           # "passed" | "failed"
+    exit_code: int        # 0 passed, 1 a gate or stage failed, 2 a stage met bad input
+    message: str          # one line: where it stopped and why, or the index path
+
+    @property
+    def index(self) -> Path:
+        return self.run_dir / "index.html"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_stages(text: str | None) -> list[str] | None:
+    """``"members,mapping"`` -> pipeline-ordered list; unknown names are a usage error."""
+    if not text:
+        return None
+    names = [s.strip() for s in text.replace(" ", ",").split(",") if s.strip()]
+    unknown = [n for n in names if n not in PIPELINE]
+    if unknown:
+        raise UsageError(f"unknown stage(s) {', '.join(unknown)}; this release runs: {', '.join(PIPELINE)}")
+    return [s for s in PIPELINE if s in names]
+
+
+def _plan(requested: list[str], previous: dict[str, str]) -> tuple[list[str], set[str]]:
+    """Check that every stage before a requested one passed and is still valid; return the stages
+    to run and the later ones whose results go stale (they become ``skipped``)."""
+    stale: set[str] = set()
+    rerun_seen = False
+    for s in PIPELINE:
+        if s in requested:
+            rerun_seen = True
+        elif rerun_seen and previous.get(s) == "passed":
+            stale.add(s)
+    for s in requested:
+        for earlier in PIPELINE[:PIPELINE.index(s)]:
+            if earlier in requested:
+                continue
+            if previous.get(earlier) != "passed" or earlier in stale:
+                raise UsageError(f"stage {s} needs stage {earlier} to have passed in this run dir "
+                                 f"(it is {previous.get(earlier, 'not run')}); add it to --stages")
+    return requested, stale
+
+
+def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_id: str | None = None,
+        show_pii: bool = False) -> RunResult:
+    """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``."""
+    config = load_config(config_path)
+    check = preflight(config_path)
+    if check.problems:
+        raise InputError(check.problems[0], stage="validate")
+    requested = parse_stages(stages) if isinstance(stages, str) or stages is None else parse_stages(",".join(stages))
+    run_id = run_id or new_run_id()
+    run_dir = config.output_root() / run_id
+    previous_summary = record.read_json(run_dir / "summary.json")
+    previous = {s["name"]: s for s in (previous_summary or {}).get("stages", [])}
+    if requested is None:
+        if previous_summary is not None:
+            raise UsageError(f"run dir {run_dir} already holds a run; re-run stages with --stages, "
+                             "or start a new run without --run-id")
+        requested = list(PIPELINE)
+    to_run, stale = _plan(requested, {k: v["status"] for k, v in previous.items()})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = record.now_iso()
+    params = {"show_pii": bool(show_pii)}
+    record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started, ended_at=None,
+                          pipeline=list(PIPELINE), parameters=params)
+    with StagingStore.for_run(run_dir) as store:
+        store.invalidate_from([*to_run, *sorted(stale)])
+
+    entries: dict[str, dict] = {}
+    failure: str | None = None
+    bad_input = False
+    for stage in PIPELINE:
+        if stage not in to_run:
+            if stage in stale or stage not in previous:
+                entries[stage] = record.stage_entry(stage, "skipped", None, None)
+            else:
+                entries[stage] = previous[stage]
+            continue
+        if failure:
+            entries[stage] = record.stage_entry(stage, "skipped", None, None)
+            continue
+        ok, seconds, failure, error_name = _run_stage(stage, run_dir, config.path, config.run.cell_timeout_seconds, show_pii)
+        bad_input = error_name in BAD_INPUT_ERRORS
+        entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
+                                            record.stage_record(run_dir, stage))
+    stage_totals = {s: (record.stage_record(run_dir, s) or {}).get("totals", {}) for s in PIPELINE
+                    if entries[s]["status"] == "passed"}
+    summary = record.build_summary(run_id, [entries[s] for s in PIPELINE], failure, stage_totals)
+    record.write_json(run_dir / "summary.json", summary)
+    manifest = record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started,
+                                     ended_at=record.now_iso(), pipeline=list(PIPELINE), parameters=params)
+    index = record.write_index(run_dir, summary, manifest)
+    if failure:
+        return RunResult(run_dir, "failed", 2 if bad_input else 1, failure)
+    return RunResult(run_dir, "passed", 0, str(index))
+
+
+def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
+               show_pii: bool) -> tuple[bool, float, str | None, str]:
+    """Execute and render one stage; return (passed, seconds, one-line failure or None, error name)."""
+    stem = notebook_name(stage)
+    stage_json = run_dir / "stages" / f"{stem}.json"
+    stage_json.unlink(missing_ok=True)  # a stale record must not pass for this attempt's
+    out_nb = run_dir / "notebooks" / f"{stem}.ipynb"
+    t0 = time.monotonic()
+    execution = execute_notebook(notebooks_dir() / f"{stem}.ipynb", out_nb,
+                                 {"config_path": str(config_path), "run_dir": str(run_dir), "show_pii": show_pii},
+                                 cwd=run_dir, timeout_seconds=timeout)
+    seconds = time.monotonic() - t0
+    if out_nb.exists():
+        notebook_to_html(out_nb, out_nb.with_suffix(".html"))
+    rec = record.stage_record(run_dir, stage)
+    if execution.ok and rec and rec.get("status") == "passed":
+        return True, seconds, None, ""
+    name = execution.error_name
+    if name == "GateFailed" or (rec and rec.get("status") == "failed"):
+        return False, seconds, f"stage {stem}: {execution.error_message or 'gate failed'}", "GateFailed"
+    if execution.ok:
+        return False, seconds, f"stage {stem}: the notebook finished without recording its gate", ""
+    return False, seconds, f"stage {stem}: {name}: {execution.error_message}", name
+
+
+def status(run_dir: str | Path) -> str:
+    """The stage table of a run dir, as text."""
+    rd = Path(run_dir)
+    summary = record.read_json(rd / "summary.json")
+    if summary is None:
+        raise UsageError("not a run dir (no summary.json)", file=str(rd))
+    lines = [f"run {summary['run_id']}: {summary['status']}",
+             f"{'stage':<14}{'status':<9}{'rows in':>10}{'rows out':>10}{'rejected':>10}{'gates':>8}{'seconds':>9}"]
+    for s in summary["stages"]:
+        fails = sum(not g["success"] for g in s["gates"])
+        gates = f"{len(s['gates']) - fails}/{len(s['gates'])}" if s["gates"] else ""
+        lines.append(f"{notebook_name(s['name']):<14}{s['status']:<9}{_n(s['rows_in']):>10}{_n(s['rows_out']):>10}"
+                     f"{_n(s['rows_rejected']):>10}{gates:>8}{_n(s['seconds']):>9}")
+    if summary["totals"].get("failure"):
+        lines.append(f"stopped: {summary['totals']['failure']}")
+    lines.append(f"index: {rd / 'index.html'}")
+    return "\n".join(lines)
+
+
+def _n(v) -> str:
+    return "" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))

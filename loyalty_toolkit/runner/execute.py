@@ -1,0 +1,82 @@
+"""Execute one stage notebook with papermill: the only module that imports papermill.
+
+A raised exception, a cell timeout and a dead kernel all end as a failed stage with a one-line
+cause; the executed notebook is written in every case, so a reviewer sees where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import papermill as pm
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
+
+logging.getLogger("papermill").setLevel(logging.WARNING)
+logging.getLogger("traitlets").setLevel(logging.ERROR)
+
+
+@dataclass
+class Execution:
+    """What happened to one notebook: ``ok``, or the error's name and one-line message."""
+
+    ok: bool
+    error_name: str = ""
+    error_message: str = ""
+
+
+def _kernel_env() -> None:
+    # Kernels and Jupyter write runtime files under $HOME; a read-only or shared HOME (CI) must not
+    # break a run, so keep them in a per-user temporary folder unless the user chose one.
+    runtime = Path(tempfile.gettempdir()) / f"loyalty-migrate-jupyter-{os.getuid()}"
+    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        if var not in os.environ:
+            (runtime / sub).mkdir(parents=True, exist_ok=True)
+            os.environ[var] = str(runtime / sub)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _ipc_config(folder: str) -> Config:
+    """Talk to the kernel over IPC sockets in a private folder: no TCP port, no 'unencrypted TCP'
+    warning, and no collision between concurrent runs (each gets its own socket path)."""
+    c = Config()
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = os.path.join(folder, "kernel-ipc")
+    return c
+
+
+def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
+                     timeout_seconds: int) -> Execution:
+    """Run ``source`` into ``output`` with ``parameters`` (plain strings, numbers and booleans)."""
+    for key, value in parameters.items():
+        if not isinstance(value, (str, int, float, bool)) or value is None:
+            raise TypeError(f"notebook parameter {key} must be a plain string or number, got {type(value).__name__}")
+    _kernel_env()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lm-kernel-") as sockets:
+            pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
+                                language="python", progress_bar=False, cwd=str(cwd), log_output=False,
+                                execution_timeout=timeout_seconds, start_timeout=120, report_mode=False,
+                                config=_ipc_config(sockets))
+    except PapermillExecutionError as exc:
+        return Execution(False, exc.ename, _first_line(exc.evalue))
+    except CellTimeoutError:
+        return Execution(False, "CellTimeoutError", f"a cell ran longer than {timeout_seconds} s")
+    except DeadKernelError as exc:
+        return Execution(False, "DeadKernelError", f"the kernel died: {_first_line(str(exc))}")
+    except RuntimeError as exc:  # kernel failed to start, or nbclient gave up on it
+        return Execution(False, type(exc).__name__, _first_line(str(exc)))
+    return Execution(True)
+
+
+def _first_line(text: str) -> str:
+    text = str(text).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,109 @@
+"""``validate``: a preflight over a config, running no stage.
+
+For every declared input: readable, encoding and delimiter detected, the mapped columns present,
+the row count. The result is one table; any problem makes the command exit 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loyalty_toolkit.config import Config, load_config
+from loyalty_toolkit.errors import LoyaltyError
+from loyalty_toolkit.sources.csvfile import count_records, read_header, sniff
+
+# Canonical fields each input must provide (the rest of a mapping is optional).
+REQUIRED_FIELDS = {
+    "members": ("legacy_id",),
+    "ledger": ("user_id", "record_type", "guestpointsid", "action_date", "points", "effective_start",
+               "effective_end", "program", "accrual_center", "payment_center"),
+    "opening_balances": ("phone", "email", "opening_revenue", "accumulated_revenue"),
+}
+SPLIO_REQUIRED = {
+    "masterreward": ("external_id", "name", "monetary", "nqp_value", "holding_days", "validity_interval_count",
+                     "validity_interval_type", "forced_validity"),
+    "earnreward": ("reward_id", "card_code", "attribution_id", "earn_date", "validity_start_date",
+                   "validity_end_date"),
+    "burnreward": ("card_code", "attribution_id"),
+}
+
+
+@dataclass
+class PreflightRow:
+    input: str
+    file: str
+    encoding: str = ""
+    delimiter: str = ""
+    columns: str = ""
+    rows: int | None = None
+    problem: str = ""
+
+
+@dataclass
+class PreflightReport:
+    config: Config
+    rows: list[PreflightRow] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [r.problem for r in self.rows if r.problem]
+
+    def table(self) -> str:
+        head = f"{'input':<34}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
+        lines = [head]
+        for r in self.rows:
+            rows = "" if r.rows is None else f"{r.rows:,}"
+            lines.append(f"{r.input:<34}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
+                         f"{r.problem or 'ok'}")
+        return "\n".join(lines)
+
+
+def required_headers(config: Config, name: str, header: list[str]) -> list[str]:
+    """The headers input ``name`` must have under the config's column mapping."""
+    s = config.sources
+    if name == "members":
+        cmap = s.members.column_map()
+        fields = set(REQUIRED_FIELDS["members"]) | set(s.members.columns)
+        return [cmap[f] for f in sorted(fields)]
+    if name in ("ledger", "opening_balances"):
+        cmap = getattr(s, name).column_map()
+        return [cmap[f] for f in REQUIRED_FIELDS[name]]
+    if name.startswith("rewards/"):
+        scope = Path(name).name.split("_")[1] if Path(name).name.count("_") >= 3 else ""
+        return list(SPLIO_REQUIRED.get(scope, ()))
+    if name == "target_members":
+        return ["memberId"]
+    return []
+
+
+def _options(config: Config, name: str) -> tuple[str, str]:
+    src = getattr(config.sources, name, None) if "/" not in name else None
+    return (src.encoding, src.delimiter) if src is not None and hasattr(src, "encoding") else ("auto", "auto")
+
+
+def preflight(config_path: str | Path) -> PreflightReport:
+    """Check every input of the config; never raises for an input problem, it reports it."""
+    config = load_config(config_path)
+    report = PreflightReport(config)
+    for name, path in config.input_files().items():
+        row = PreflightRow(input=name, file=path.name)
+        report.rows.append(row)
+        try:
+            enc, delim = _options(config, name)
+            fmt = sniff(path, enc, delim, stage="validate")
+            row.encoding, row.delimiter = fmt.encoding, {"\t": "tab"}.get(fmt.delimiter, fmt.delimiter)
+            header = read_header(path, fmt, stage="validate")
+            need = required_headers(config, name, header)
+            missing = [c for c in need if c not in header]
+            row.columns = f"{len(need) - len(missing)}/{len(need)} mapped"
+            if missing:
+                row.problem = f"{path.name}:1: column {missing[0]}: mapped column missing from header" + (
+                    f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+                continue
+            row.rows = count_records(path, fmt, stage="validate")
+            if name == "members" and row.rows == 0:
+                row.problem = f"{path.name}: no data rows (header only)"
+        except LoyaltyError as exc:
+            row.problem = exc.one_line().removeprefix("[validate] ")
+    return report

@@ -1,0 +1,178 @@
+"""The run record: ``manifest.json``, ``summary.json`` and ``index.html`` of a run dir.
+
+These are what reviewers read without Jupyter and what support replays from months later. The
+summary has exactly the fields DESIGN.md lists; stage figures come from the JSON each stage
+notebook leaves in ``RUN_DIR/stages/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from loyalty_toolkit import __version__
+from loyalty_toolkit.config import Config
+from loyalty_toolkit.model import expectations_dir, notebook_name, notebooks_dir
+
+KEY_PACKAGES = ("pandas", "numpy", "great-expectations", "papermill", "nbconvert", "sqlite-utils", "phonenumbers",
+                "pydantic", "ipykernel")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "loyalty-migrate": __version__}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return default
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: str, ended_at: str | None,
+                   pipeline: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to replay the run: config as resolved, inputs, code and versions."""
+    previous = read_json(run_dir / "manifest.json", {}) or {}
+    inputs = read_json(run_dir / "inputs" / "inputs.json", {}) or {}
+    manifest = {
+        "run_id": run_id,
+        "config_path": str(config.path),
+        "config": config.resolved(),
+        "config_sha256": _sha256(config.path),
+        "inputs": {name: {"path": info["source_path"], "frozen_path": info["frozen_path"], "size": info["size"],
+                          "rows": info["rows_kept"], "rows_in_source": info["rows_read"], "sha256": info["sha256"],
+                          "source_sha256": info["source_sha256"], "encoding": info["encoding"],
+                          "delimiter": info["delimiter"]} for name, info in sorted(inputs.items())},
+        "pipeline": pipeline,
+        "parameters": parameters,
+        "notebooks": {p.name: _sha256(p) for p in sorted(notebooks_dir().glob("*.ipynb"))},
+        "suites": {p.name: _sha256(p) for p in sorted(expectations_dir().glob("*.json"))},
+        "versions": package_versions(),
+        "command": sys.argv[:1] and [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "started_at": previous.get("started_at", started_at),
+        "ended_at": ended_at,
+    }
+    write_json(run_dir / "manifest.json", manifest)
+    return manifest
+
+
+def stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    """The figures a stage notebook left, or None if it never got that far."""
+    return read_json(run_dir / "stages" / f"{notebook_name(stage)}.json")
+
+
+def build_summary(run_id: str, stages: list[dict[str, Any]], failure: str | None,
+                  stage_totals: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``summary.json`` with exactly the fields DESIGN.md lists; totals add the figures up and
+    carry each stage's own totals (coverage per input, duplicate groups ...) under its name."""
+    status = "passed" if all(s["status"] == "passed" for s in stages) and not failure else "failed"
+    totals: dict[str, Any] = {
+        "stages_passed": sum(s["status"] == "passed" for s in stages),
+        "stages_failed": sum(s["status"] == "failed" for s in stages),
+        "stages_skipped": sum(s["status"] == "skipped" for s in stages),
+        "rows_rejected": sum(s["rows_rejected"] or 0 for s in stages),
+        "seconds": round(sum(s["seconds"] or 0 for s in stages), 3),
+    }
+    if failure:
+        totals["failure"] = failure
+    for name, extra in (stage_totals or {}).items():
+        totals[name] = extra
+    return {"run_id": run_id, "status": status, "stages": stages, "totals": totals}
+
+
+def stage_entry(name: str, status: str, seconds: float | None, record: dict[str, Any] | None) -> dict[str, Any]:
+    r = record or {}
+    return {"name": name, "status": status, "rows_in": r.get("rows_in"), "rows_out": r.get("rows_out"),
+            "rows_rejected": r.get("rows_rejected"), "seconds": round(seconds, 3) if seconds is not None else None,
+            "gates": r.get("gates", [])}
+
+
+def _count(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+def _link(run_dir: Path, rel: str, text: str | None = None) -> str:
+    if not (run_dir / rel).exists():
+        return html.escape(text or rel) + " <em>(missing)</em>"
+    return f'<a href="{html.escape(rel)}">{html.escape(text or rel)}</a>'
+
+
+def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]) -> Path:
+    """One offline page linking the notebooks, Data Docs, rejects and outputs, with headline figures."""
+    e = html.escape
+    rows = []
+    for s in summary["stages"]:
+        stem = notebook_name(s["name"])
+        failed_gates = sum(1 for g in s["gates"] if not g["success"])
+        nb = _link(run_dir, f"notebooks/{stem}.html", "report") if s["status"] != "skipped" else ""
+        docs = _link(run_dir, f"data_docs/{stem}/index.html", "Data Docs") if s["status"] != "skipped" else ""
+        rows.append(f"<tr class='{e(s['status'])}'><td>{e(stem)}</td><td>{e(s['status'])}</td>"
+                    f"<td>{s['rows_in'] if s['rows_in'] is not None else ''}</td>"
+                    f"<td>{s['rows_out'] if s['rows_out'] is not None else ''}</td>"
+                    f"<td>{s['rows_rejected'] if s['rows_rejected'] is not None else ''}</td>"
+                    f"<td>{len(s['gates'])} ({failed_gates} failed)</td><td>{s['seconds'] or ''}</td>"
+                    f"<td>{nb} {docs}</td></tr>")
+    files = []
+    for folder in ("rejects", "output"):
+        for p in sorted((run_dir / folder).rglob("*")) if (run_dir / folder).exists() else []:
+            if p.is_file():
+                rel = p.relative_to(run_dir).as_posix()
+                files.append(f"<li>{_link(run_dir, rel)} ({p.stat().st_size:,} bytes)</li>")
+    inputs = "".join(f"<tr><td>{e(n)}</td><td>{_count(i['rows'])}</td><td>{_count(i['rows_in_source'])}</td>"
+                     f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
+    failure = summary["totals"].get("failure")
+    banner = (f"<p class='failed'><strong>Run failed:</strong> {e(failure)}</p>" if failure
+              else "<p class='passed'><strong>All stages passed.</strong></p>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Run {e(summary['run_id'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }} p.passed {{ background: #e3f6e3; }}
+p.failed, p.passed {{ padding: 8px; }}
+</style></head><body>
+<h1>Migration run {e(summary['run_id'])}</h1>
+<p>Migration <strong>{e(manifest['config']['migration']['name'])}</strong>, cutover
+{e(str(manifest['config']['migration']['cutover']))}. Status: <strong>{e(summary['status'])}</strong>.</p>
+{banner}
+<p>Personal data (emails, phones, names) is masked in the reports;
+the staging database and the import files keep it.</p>
+<h2>Stages</h2>
+<table><tr><th>stage</th><th>status</th><th>rows in</th><th>rows out</th><th>rejected</th><th>expectations</th>
+<th>seconds</th><th>read</th></tr>
+{''.join(rows)}</table>
+<h2>Inputs (frozen)</h2>
+<table><tr><th>input</th><th>rows used</th><th>rows in source</th><th>sha256</th></tr>{inputs}</table>
+<h2>Files</h2><ul>{''.join(files) or '<li>none</li>'}</ul>
+<h2>Record</h2><ul><li>{_link(run_dir, 'manifest.json')}</li><li>{_link(run_dir, 'summary.json')}</li>
+<li>{_link(run_dir, 'staging.db')} (SQLite)</li></ul>
+</body></html>
+"""
+    out = run_dir / "index.html"
+    out.write_text(page, encoding="utf-8")
+    return out

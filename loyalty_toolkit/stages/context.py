@@ -1,0 +1,166 @@
+"""What a stage notebook holds on to: config, run dir, frozen inputs, gate and commit.
+
+A stage computes its frames in memory, shows them, runs its gate, then commits: the tables and the
+stage's ledger row go into the staging database in one transaction, only if no critical
+expectation failed. The stage's figures go to ``RUN_DIR/stages/<NN_stage>.json``, which the runner
+reads into ``summary.json`` (the notebook never talks to the runner directly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loyalty_toolkit import gates
+from loyalty_toolkit.config import Config, load_config
+from loyalty_toolkit.errors import UsageError
+from loyalty_toolkit.model import REJECT_COLUMNS, STAGE_NAMES, expectations_dir, notebook_name
+from loyalty_toolkit.store import StagingStore
+
+INPUTS_FILE = "inputs/inputs.json"
+
+
+@dataclass
+class StageFigures:
+    """The counts a stage reports: rows in, out and rejected, plus stage-specific totals."""
+
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    totals: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    stage: str
+    config: Config
+    run_dir: Path
+    show_pii: bool = False
+    started: float = field(default_factory=time.monotonic)
+    _store: StagingStore | None = None
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def frozen_inputs(self) -> dict[str, dict[str, Any]]:
+        """Stage 00's record of the frozen inputs: name -> {path, sha256, size, rows, ...}."""
+        p = self.run_dir / INPUTS_FILE
+        if not p.is_file():
+            raise UsageError("inputs are not frozen in this run dir; run stage 00 (subset) first",
+                             stage=self.stage, file=str(p))
+        return json.loads(p.read_text(encoding="utf-8"))
+
+    def input_path(self, name: str) -> Path:
+        """The frozen copy of input ``name`` that every stage after 00 reads."""
+        info = self.frozen_inputs().get(name)
+        if info is None:
+            raise UsageError(f"input {name!r} is not declared in the config", stage=self.stage)
+        return self.run_dir / info["frozen_path"]
+
+    def source(self, name: str):
+        """The config block of source ``name`` with its path pointing at the frozen copy."""
+        src = getattr(self.config.sources, name)
+        return src.model_copy(update={"path": self.input_path(name)})
+
+    def freeze_input(self, name: str, path: Path, rows: int | None = None) -> Path:
+        """Freeze a late input (one that exists only after an earlier stage, such as the target's
+        member export) into ``RUN_DIR/inputs/<name>/`` and record it like stage 00's inputs."""
+        inputs = self.frozen_inputs()
+        dest = self.run_dir / "inputs" / name / Path(path).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).resolve() != dest.resolve():
+            shutil.copyfile(path, dest)
+        digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+        inputs[name] = {"source_path": str(path), "frozen_path": dest.relative_to(self.run_dir).as_posix(),
+                        "size": dest.stat().st_size, "sha256": digest, "source_sha256": digest,
+                        "rows_read": rows, "rows_kept": rows, "encoding": "", "delimiter": "", "stage": self.stage}
+        (self.run_dir / INPUTS_FILE).write_text(json.dumps(inputs, indent=2, sort_keys=True), encoding="utf-8")
+        return dest
+
+    def inputs_fingerprint(self) -> str:
+        inputs = self.frozen_inputs()
+        blob = json.dumps({k: v["sha256"] for k, v in sorted(inputs.items())}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    # -- store, gate, outputs ------------------------------------------------------------------
+
+    @property
+    def store(self) -> StagingStore:
+        if self._store is None:
+            self._store = StagingStore.for_run(self.run_dir)
+        return self._store
+
+    def output_dir(self, platform: str) -> Path:
+        """Where the stage writes import files for ``platform``: a pending folder, published to
+        ``RUN_DIR/output/<platform>`` only when the stage passes, so a failed stage leaves no file
+        that someone could upload by mistake."""
+        d = self.run_dir / ".pending" / self.stage / platform
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def _publish_outputs(self) -> None:
+        pending = self.run_dir / ".pending" / self.stage
+        if not pending.exists():
+            return
+        for platform_dir in sorted(p for p in pending.iterdir() if p.is_dir()):
+            dest = self.run_dir / "output" / platform_dir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted(platform_dir.iterdir()):
+                os.replace(f, dest / f.name)
+        shutil.rmtree(pending)
+
+    def write_rejects(self, rejects: pd.DataFrame) -> Path:
+        """``RUN_DIR/rejects/<stage>.csv``: every rejected row with file, line, reason and message."""
+        path = self.run_dir / "rejects" / f"{self.stage}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = rejects.reindex(columns=list(REJECT_COLUMNS)).sort_values(["file", "line"], kind="stable")
+        frame.to_csv(path, index=False, lineterminator="\n")
+        return path
+
+    def gate(self, tables: dict[str, pd.DataFrame], parameters: dict[str, Any] | None = None) -> gates.GateReport:
+        """Run the stage's suites over ``tables``; Data Docs go to ``RUN_DIR/data_docs/<NN_stage>``."""
+        docs = self.run_dir / "data_docs" / notebook_name(self.stage)
+        return gates.run_gate(self.stage, tables, suites_dir=expectations_dir(), docs_dir=docs,
+                              parameters=parameters, show_pii=self.show_pii)
+
+    def finish(self, gate: gates.GateReport, figures: StageFigures, tables: dict[str, pd.DataFrame],
+               parameters: dict[str, Any] | None = None) -> None:
+        """Record the stage's figures, then commit its tables, or raise GateFailed (nothing committed)."""
+        record = {
+            "name": self.stage, "status": "passed" if gate.passed else "failed",
+            "rows_in": figures.rows_in, "rows_out": figures.rows_out, "rows_rejected": figures.rows_rejected,
+            "totals": figures.totals, "gates": gate.summary_rows(), "gate_report": gate.to_json(),
+            "compute_seconds": round(time.monotonic() - self.started, 3),
+            # The kernel runs one stage, so its peak RSS is the stage's (benchmarks read it).
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2, default=str, sort_keys=True), encoding="utf-8")
+        gate.raise_if_failed()
+        params = json.dumps({"config": self.config.fingerprint(), **(parameters or {})}, sort_keys=True)
+        self.store.commit_stage(self.stage, tables, inputs_fingerprint=self.inputs_fingerprint(),
+                                parameters_fingerprint=hashlib.sha256(params.encode()).hexdigest(),
+                                details={"rows_in": figures.rows_in, "rows_out": figures.rows_out,
+                                         "rows_rejected": figures.rows_rejected})
+        self._publish_outputs()
+
+
+def open_stage(stage: str, config_path: str, run_dir: str, *, show_pii: bool = False) -> StageContext:
+    """The context a stage notebook starts with (called from its first code cell)."""
+    if stage not in STAGE_NAMES:
+        raise UsageError(f"unknown stage {stage!r}; stages: {', '.join(STAGE_NAMES)}")
+    config = load_config(config_path)
+    rd = Path(run_dir)
+    rd.mkdir(parents=True, exist_ok=True)
+    return StageContext(stage=stage, config=config, run_dir=rd.resolve(), show_pii=bool(show_pii or config.run.show_pii))

@@ -1,0 +1,59 @@
+"""Bad input through the real CLI: one line naming file, line and column; exit code 2; no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).parent / "loyalty-migrate")
+HEADER = "guest_id,first_name,last_name,email,mobile_phone,card_number\n"
+CONFIG = """
+migration:
+  name: bad
+  cutover: "2026-06-30T23:59:59+00:00"
+sources:
+  members:
+    path: {path}
+"""
+
+CASES = {
+    "empty-file": (b"", "members.csv:1: file is empty"),
+    "header-only": (HEADER.encode(), "members.csv: no data rows"),
+    "undecodable-bytes": ((HEADER + "G1,Ann,Lee,a@x.fr,0612345678,1\nG2,B\x9d,Lee,b@x.fr,0612345679,2\n").encode("latin-1"),
+                          "members.csv:3: column"),
+    "missing-mapped-column": (b"guest_id,first_name\nG1,Ann\n", None),
+    "ragged-row": ((HEADER + "G1,Ann,Lee,a@x.fr,0612345678,1\nG2,Bob,Lee\n").encode(), "members.csv:3: expected 6 fields, found 3"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_member_file(tmp_path, case, command):
+    content, expected = CASES[case]
+    (tmp_path / "members.csv").write_bytes(content)
+    cfg_text = CONFIG.format(path="members.csv")
+    if case == "missing-mapped-column":
+        cfg_text += "    columns:\n      email: email\n"
+        expected = "members.csv:1: column email: mapped column missing from header"
+    (tmp_path / "migration.yml").write_text(cfg_text)
+    res = subprocess.run([CLI, command, "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in res.stderr
+    assert expected in err[0], err[0]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "no stage ran"
+
+
+def test_config_pointing_nowhere(tmp_path):
+    (tmp_path / "migration.yml").write_text(CONFIG.format(path="legacy/guests.csv"))
+    res = subprocess.run([CLI, "run", "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: migration.yml: sources.members.path: no such file: legacy/guests.csv"
+
+
+def test_missing_config_file(tmp_path):
+    res = subprocess.run([CLI, "validate", "nope.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.strip() == "error: nope.yml: no such config file"

@@ -1,0 +1,184 @@
+"""End to end: the demo through the real CLI, real papermill kernels and real SQLite."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loyalty_toolkit.model import project_root
+
+pytestmark = pytest.mark.slow
+CLI = str(Path(sys.executable).parent / "loyalty-migrate")
+STAGE_KEYS = {"name", "status", "rows_in", "rows_out", "rows_rejected", "seconds", "gates"}
+GATE_KEYS = {"expectation", "column", "success", "critical", "unexpected_count"}
+
+
+def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    res = _cli("demo", "--dir", "ws", "--members", "2000", cwd=work)
+    assert res.returncode == 0, res.stdout + res.stderr
+    m = re.search(r"passed: (\S+index\.html)", res.stdout)
+    assert m, res.stdout
+    return work, Path(m.group(1)).parent if Path(m.group(1)).is_absolute() else (work / m.group(1)).parent
+
+
+def test_demo_passes_and_writes_the_run_record(demo):
+    work, run_dir = demo
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "passed"
+    assert [s["name"] for s in summary["stages"]] == ["subset", "members", "mapping"]
+    for s in summary["stages"]:
+        assert set(s) == STAGE_KEYS and s["status"] == "passed" and s["gates"]
+        assert all(set(g) == GATE_KEYS for g in s["gates"])
+    members = summary["stages"][1]
+    assert members["rows_in"] == members["rows_out"] + members["rows_rejected"] == 2000
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["inputs"]["members"]["rows"] == 2000
+    assert len(manifest["inputs"]["members"]["sha256"]) == 64
+    assert manifest["versions"]["great-expectations"].startswith("1.")
+    for stem in ("00_subset", "01_members", "02_mapping"):
+        assert (run_dir / "notebooks" / f"{stem}.ipynb").is_file()
+        html = (run_dir / "notebooks" / f"{stem}.html").read_text()
+        assert "open_stage(" not in html, "inputs are hidden in the HTML report"
+        assert (run_dir / "data_docs" / stem / "index.html").is_file()
+    assert list((run_dir / "output" / "openloyalty").glob("members_*.xml"))
+    assert (run_dir / "index.html").is_file() and (run_dir / "rejects" / "members.csv").is_file()
+    assert not (work / "gx").exists() and not (run_dir / "gx").exists(), "no GX project folder left behind"
+    status = _cli("status", str(run_dir), cwd=work)
+    assert status.returncode == 0 and "01_members" in status.stdout and "passed" in status.stdout
+
+
+def test_injected_member_defects_are_exactly_the_rejects_and_review_lists(demo):
+    work, run_dir = demo
+    defects = list(csv.DictReader(open(work / "ws" / "legacy" / "defects.csv", encoding="utf-8")))
+    member_defects = [d for d in defects if d["file"].endswith("members.csv")]
+    injected_rejects = {(int(d["line"]), d["defect"]) for d in member_defects
+                        if d["defect"] in {"EMAIL_INVALID", "NO_IDENTIFIER"}}
+    reported = {(int(r["line"]), r["reason_code"]) for r in csv.DictReader(open(run_dir / "rejects" / "members.csv"))}
+    assert injected_rejects and reported == injected_rejects
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        dup_lines = {row[0] for row in db.execute("SELECT source_line FROM duplicate_candidates")}
+        stages = {row[0] for row in db.execute("SELECT stage FROM _stages")}
+        national = [d for d in member_defects if d["defect"] == "PHONE_NATIONAL_FORMAT"]
+        phones = dict(db.execute("SELECT source_line, phone FROM members"))
+    expected_dups = {int(d["line"]) for d in member_defects if d["defect"] in {"EMAIL_CASE_DUPLICATE", "SHARED_IDENTIFIER"}}
+    assert dup_lines == expected_dups
+    assert stages == {"subset", "members", "mapping"}
+    assert national and all(phones[int(d["line"])].startswith("+33") for d in national)
+
+
+def test_reports_mask_personal_data(demo):
+    work, run_dir = demo
+    rows = list(csv.DictReader(open(work / "ws" / "legacy" / "members.csv", encoding="utf-8")))
+    emails = {r["email"].strip() for r in rows if "@" in r["email"] and "." in r["email"].split("@")[-1]}
+    phones = {r["mobile_phone"].strip() for r in rows if len(r["mobile_phone"].strip()) >= 10}
+    pages = list(run_dir.rglob("*.html"))
+    assert len(pages) > 4
+    for page in pages:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        leaked = [e for e in emails if e in text] + [p for p in phones if p in text]
+        assert not leaked, f"{page.relative_to(run_dir)} shows {leaked[:3]}"
+
+
+def test_rerun_of_a_stage_in_the_same_run_dir(demo):
+    work, run_dir = demo
+    cfg = work / "ws" / "migration.yml"
+    res = _cli("run", str(cfg), "--run-id", run_dir.name, "--stages", "members", cwd=work)
+    assert res.returncode == 0, res.stderr
+    again = _cli("run", str(cfg), "--run-id", run_dir.name, cwd=work)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["stages"]] == ["passed", "passed", "skipped"], "mapping went stale"
+    res = _cli("run", str(cfg), "--run-id", run_dir.name, "--stages", "mapping", cwd=work)
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_failed_critical_gate_stops_the_run_and_leaves_the_database_untouched(tmp_path, small_program):
+    home = tmp_path / "home"
+    shutil.copytree(project_root() / "notebooks", home / "notebooks")
+    shutil.copytree(project_root() / "expectations", home / "expectations")
+    suite = home / "expectations" / "members.members.json"
+    data = json.loads(suite.read_text())
+    data["expectations"].append({"type": "expect_table_row_count_to_equal", "kwargs": {"value": 1},
+                                 "severity": "critical"})
+    suite.write_text(json.dumps(data))
+    env = {**os.environ, "LOYALTY_MIGRATE_HOME": str(home)}
+    res = _cli("run", str(small_program), "--run-id", "gatefail", cwd=tmp_path, env=env)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "stage 01_members: [members] gate failed: expect_table_row_count_to_equal on members" in res.stderr
+    run_dir = small_program.parent / "runs" / "gatefail"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["status"] for s in summary["stages"]] == ["passed", "failed", "skipped"]
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "members" not in tables and {r[0] for r in db.execute("SELECT stage FROM _stages")} == {"subset"}
+    assert not (run_dir / "output" / "openloyalty").exists(), "a failed stage publishes no import file"
+    nb = (run_dir / "notebooks" / "01_members.html").read_text()
+    assert "expect_table_row_count_to_equal" in nb and "GateFailed" in nb
+
+
+def test_rehearsal_subset_walks_every_rejection_path(tmp_path):
+    res = _cli("demo", "--dir", "ws", "--members", "600", "--fraction", "0.1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_dir = Path(re.search(r"passed: (\S+)index\.html", res.stdout).group(1))
+    run_dir = run_dir if run_dir.is_absolute() else tmp_path / run_dir
+    summary = json.loads((run_dir / "summary.json").read_text())
+    members = summary["stages"][1]
+    assert members["rows_in"] < 600
+    codes = {r["reason_code"] for r in csv.DictReader(open(run_dir / "rejects" / "members.csv"))}
+    assert codes == {"EMAIL_INVALID", "NO_IDENTIFIER"}
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        kinds = {r[0] for r in db.execute("SELECT identifier FROM duplicate_candidates")}
+        reasons = {r[0] for r in db.execute("SELECT reason FROM subset_members")}
+    assert "email" in kinds and kinds & {"phone", "card_number"}, kinds
+    assert "hash" in reasons
+    inputs = json.loads((run_dir / "manifest.json").read_text())["inputs"]
+    assert inputs["ledger"]["rows"] < inputs["ledger"]["rows_in_source"]
+    # Every ledger defect class of the full program has at least one example in the subset.
+    original = (tmp_path / "ws" / "legacy" / "points_liability.csv").read_text(encoding="utf-8").splitlines()
+    frozen = set((run_dir / inputs["ledger"]["frozen_path"]).read_text(encoding="utf-8").splitlines())
+    defects = list(csv.DictReader(open(tmp_path / "ws" / "legacy" / "defects.csv", encoding="utf-8")))
+    classes = {"UNKNOWN_MEMBER", "REDEMPTION_NO_LINK", "EXPIRED_LOT", "PENDING_LOT", "FRACTIONAL_POINTS"}
+    for cls in classes:
+        rows = [original[int(d["line"]) - 1] for d in defects if d["defect"] == cls]
+        assert rows and any(r in frozen for r in rows), cls
+
+
+def test_mapping_recovers_the_rehearsal_ids_and_reports_coverage(demo):
+    work, run_dir = demo
+    summary = json.loads((run_dir / "summary.json").read_text())
+    mapping = summary["totals"]["mapping"]
+    assert mapping["rehearsal"] is True
+    assert set(mapping["coverage_per_input"]) >= {"ledger", "opening_balances"}
+    ledger = mapping["coverage_per_input"]["ledger"]
+    assert ledger["references"] == ledger["resolved"] + ledger["orphans"]
+    result = json.loads((run_dir / "rehearsal" / "import_result.json").read_text())
+    assigned = {i["processImportResult"]["object"] for i in result["items"] if i["status"] == "success"}
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        mapped = {r[0] for r in db.execute("SELECT target_id FROM member_map")}
+        failed = {r[0] for r in db.execute("SELECT legacy_id FROM import_results WHERE status = 'failed'")}
+        review = {r[0] for r in db.execute("SELECT legacy_id FROM mapping_review WHERE reason != 'target_unmatched'")}
+    assert mapped == assigned, "every member the target created is mapped, to the ID it assigned"
+    defects = list(csv.DictReader(open(work / "ws" / "legacy" / "defects.csv", encoding="utf-8")))
+    dup_ids = {d["record_key"] for d in defects if d["defect"] in {"EMAIL_CASE_DUPLICATE", "SHARED_IDENTIFIER"}}
+    # The target refuses the second member of each planted pair; those, and only those, are reviewed.
+    assert failed and failed <= dup_ids and review == failed
+    unknown = {d["record_key"] for d in defects if d["defect"] == "UNKNOWN_MEMBER"}
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        orphan_users = {r[0] for r in db.execute(
+            "SELECT ref_value FROM reference_orphans WHERE input = 'ledger' AND reason = 'unknown_member'")}
+    assert orphan_users == unknown

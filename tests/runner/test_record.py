@@ -1,0 +1,19 @@
+from loyalty_toolkit.runner.record import build_summary, stage_entry
+
+DESIGN_STAGE_KEYS = {"name", "status", "rows_in", "rows_out", "rows_rejected", "seconds", "gates"}
+
+
+def test_summary_has_exactly_the_design_fields():
+    rec = {"rows_in": 3, "rows_out": 2, "rows_rejected": 1,
+           "gates": [{"expectation": "e", "column": "c", "success": True, "critical": True, "unexpected_count": 0}]}
+    s = build_summary("r1", [stage_entry("subset", "passed", 1.23456, rec), stage_entry("members", "skipped", None, None)],
+                      None)
+    assert set(s) == {"run_id", "status", "stages", "totals"}
+    assert all(set(st) == DESIGN_STAGE_KEYS for st in s["stages"])
+    assert s["status"] == "failed"  # a skipped stage is not a pass
+    assert s["stages"][0]["seconds"] == 1.235
+
+
+def test_failure_is_carried_in_totals():
+    s = build_summary("r1", [stage_entry("subset", "failed", 1, None)], "stage 00_subset: boom")
+    assert s["status"] == "failed" and s["totals"]["failure"] == "stage 00_subset: boom"

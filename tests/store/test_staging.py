@@ -1,0 +1,54 @@
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from loyalty_toolkit.errors import LoyaltyError
+from loyalty_toolkit.store import StagingStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    with StagingStore(tmp_path / "staging.db") as s:
+        yield s
+
+
+def test_commit_writes_tables_and_records_the_stage(store):
+    frame = pd.DataFrame({"id": ["a", "b"], "points": [Decimal("0.1"), Decimal("12.50")], "n": [1, 2]})
+    store.commit_stage("members", {"members": frame}, inputs_fingerprint="i", parameters_fingerprint="p")
+    back = store.read_table("members")
+    assert back["points"].tolist() == ["0.1", "12.50"]  # Decimals are exact text, never floats
+    assert back["n"].tolist() == [1, 2]
+    done = store.completed_stages()
+    assert done["members"]["inputs_fingerprint"] == "i"
+
+
+def test_a_failing_commit_leaves_the_database_as_it_was(store):
+    store.commit_stage("members", {"members": pd.DataFrame({"id": ["a"]})}, inputs_fingerprint="1",
+                       parameters_fingerprint="1")
+    before = store.table_digest("members")
+    bad = pd.DataFrame({"x": [object()]})  # sqlite cannot bind it: the write fails half way
+    with pytest.raises(LoyaltyError, match="could not write"):
+        store.commit_stage("members", {"members": pd.DataFrame({"id": ["z", "y"]}), "other": bad},
+                           inputs_fingerprint="2", parameters_fingerprint="2")
+    assert store.table_digest("members") == before
+    assert not store.has_table("other")
+    assert store.completed_stages()["members"]["inputs_fingerprint"] == "1"
+
+
+def test_invalidate_forgets_completed_stages(store):
+    store.commit_stage("subset", {"inputs": pd.DataFrame({"a": [1]})}, inputs_fingerprint="", parameters_fingerprint="")
+    store.invalidate_from(["subset"])
+    assert "subset" not in store.completed_stages()
+
+
+def test_reading_a_missing_table_is_one_clear_error(store):
+    with pytest.raises(LoyaltyError, match="run the stage that makes it"):
+        store.read_table("nope")
+
+
+def test_digest_ignores_row_order(tmp_path):
+    with StagingStore(tmp_path / "a.db") as a, StagingStore(tmp_path / "b.db") as b:
+        a.commit_stage("s", {"t": pd.DataFrame({"x": [1, 2]})}, inputs_fingerprint="", parameters_fingerprint="")
+        b.commit_stage("s", {"t": pd.DataFrame({"x": [2, 1]})}, inputs_fingerprint="", parameters_fingerprint="")
+        assert a.table_digest("t") == b.table_digest("t")

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from loyalty_toolkit.config import load_config
+from loyalty_toolkit.errors import ConfigError
+
+MEMBERS = "guest_id,first_name,last_name,email\nG1,Ann,Lee,a@x.fr\n"
+BASE = """
+migration:
+  name: t
+  cutover: "2026-06-30T23:59:59+00:00"
+sources:
+  members:
+    path: legacy/members.csv
+"""
+
+
+def test_valid_config_resolves_paths_relative_to_the_file(write_config):
+    cfg = load_config(write_config(BASE, {"legacy/members.csv": MEMBERS}))
+    assert cfg.sources.members.path.is_absolute()
+    assert cfg.sources.members.path.name == "members.csv"
+    assert cfg.output_root() == cfg.root / "runs"
+    assert cfg.subset.fraction == 1.0
+    assert cfg.sources.members.column_map()["legacy_id"] == "guest_id"
+
+
+@pytest.mark.parametrize("text, field, words", [
+    (BASE.replace("legacy/members.csv", "legacy/guests.csv"), "sources.members.path", "no such file: legacy/guests.csv"),
+    (BASE + "subset:\n  fraction: 0\n", "subset.fraction", "greater than 0"),
+    (BASE + "subset:\n  fracton: 0.5\n", "subset.fracton", "unknown field"),
+    (BASE.replace('cutover: "2026-06-30T23:59:59+00:00"', 'cutover: "2026-06-30T23:59:59"'), "migration.cutover",
+     "UTC offset"),
+    (BASE.replace("  name: t\n", ""), "migration.name", "required field is missing"),
+    (BASE + "    timezone: Europe/Pariss\n", "sources.members.timezone", "unknown IANA timezone"),
+    (BASE + "    delimiter: ':'\n", "sources.members.delimiter", "must be auto"),
+    (BASE + "    columns:\n      emial: mail\n", "sources.members.columns", "unknown member field"),
+])
+def test_errors_name_the_file_and_the_field(write_config, text, field, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(text, {"legacy/members.csv": MEMBERS}))
+    line = err.value.one_line()
+    assert line.startswith(f"migration.yml: {field}: ")
+    assert words in line
+    assert "\n" not in line
+
+
+def test_yaml_syntax_error_names_line_and_column(write_config):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config("migration:\n  name: [unclosed\n", {}))
+    assert err.value.file == "migration.yml" and err.value.line is not None
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_fingerprint_changes_with_parameters(write_config):
+    a = load_config(write_config(BASE, {"legacy/members.csv": MEMBERS}))
+    b = load_config(write_config(BASE + "subset:\n  fraction: 0.5\n"))
+    assert a.fingerprint() != b.fingerprint()
+
+
+def test_template_config_is_valid(small_program: Path):
+    cfg = load_config(small_program)
+    assert cfg.sources.rewards is not None and len(cfg.sources.rewards.files) == 3
+    assert set(cfg.input_files()) >= {"members", "ledger", "opening_balances"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -214,6 +215,54 @@ class Targets(_Strict):
     openloyalty: OpenLoyalty = OpenLoyalty()
 
 
+ROUNDING_MODES = ("ROUND_DOWN", "ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_UP", "ROUND_FLOOR", "ROUND_CEILING")
+
+
+class OpeningRule(_Strict):
+    """How a Haravan opening revenue (DTDauKy) becomes points: ``points`` per ``amount`` of money."""
+
+    amount: Decimal = Decimal("10000")
+    points: Decimal = Decimal("1")
+    rounding: str = "ROUND_DOWN"
+    validity_days: int | None = Field(365, gt=0)  # None = the imported points never expire
+    action_name: str = "Imported Points"
+
+    @field_validator("rounding")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ROUNDING_MODES:
+            raise ValueError(f"must be one of {', '.join(ROUNDING_MODES)}")
+        return v
+
+
+class Transfers(_Strict):
+    """Stage 03: how open lots become the target's unit transfers."""
+
+    wallet_type_code: str = "default"
+    granularity: Literal["lot", "member_expiry"] = "lot"
+    rounding: str = "ROUND_HALF_EVEN"  # the target refuses fractions: round once, report the residue
+    negative_balance: Literal["carry", "review"] = "review"
+    point_value: Decimal | None = None  # money per point, for the liability roll-forward
+    currency: str = "EUR"
+    formats: list[Literal["json", "xml"]] = Field(default_factory=lambda: ["json", "xml"])
+    opening: OpeningRule = OpeningRule()
+
+    @field_validator("rounding")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ROUNDING_MODES:
+            raise ValueError(f"must be one of {', '.join(ROUNDING_MODES)}")
+        return v
+
+
+class Rewards(_Strict):
+    """Stage 04: Splio reward rules that a migration may relax."""
+
+    historical: bool = True  # accept earn dates before the import day (Splio's rule is for live feeds)
+    erase_on_null: bool = False  # NULL erases a stored value (a universe option in Splio)
+    reward_id_map: dict[str, str] = Field(default_factory=dict)  # legacy internal id -> external_id
+
+
 class MappingGates(_Strict):
     min_member_coverage: float = Field(1.0, ge=0, le=1)
 
@@ -235,6 +284,8 @@ class Config(_Strict):
     subset: Subset = Subset()
     targets: Targets = Targets()
     gates: Gates = Gates()
+    transfers: Transfers = Transfers()
+    rewards: Rewards = Rewards()
     run: Run = Run()
     path: Path = Field(exclude=True)
 

@@ -255,6 +255,9 @@ def _write_opening(rng: np.random.Generator, out: SampleProgram, plan: D.MemberD
     return k
 
 
+SPLIO_MAX_EARNED = 190_000
+
+
 def _write_rewards(rng: np.random.Generator, out: SampleProgram, people: dict, c_sec: int,
                    log: D.DefectLog) -> dict[str, int]:
     """The three Splio files: the catalog, ~0.5 earned reward per member, ~40% of them burned."""
@@ -268,7 +271,9 @@ def _write_rewards(rng: np.random.Generator, out: SampleProgram, people: dict, c
 
     cards = people["cards"]
     holders = np.array([i for i, c in enumerate(cards) if c], dtype=np.int64)
-    n_earn = round(0.5 * len(cards)) if len(holders) else 0
+    # Splio refuses files of more than 200,000 objects: large samples earn fewer rewards per member
+    # rather than spreading one scope over several files.
+    n_earn = min(round(0.5 * len(cards)), SPLIO_MAX_EARNED) if len(holders) else 0
     who = rng.choice(holders, n_earn) if n_earn else holders[:0]
     reward = rng.choice(len(CATALOG), n_earn, p=CATALOG_WEIGHTS)
     start = np.maximum(people["created"][who], c_sec - 3 * YEAR)

@@ -35,9 +35,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.config import LEDGER_COLUMNS
+from loyalty_toolkit.config import LEDGER_COLUMNS, LedgerSource
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.normalize import parse_decimal
+from loyalty_toolkit.sources.csvfile import read_table, to_frame
 
 STAGE = "transfers"
 
@@ -73,6 +74,26 @@ ENTRY_COLUMNS: tuple[str, ...] = (
 
 # An explicit UTC offset (or Z) after a time of day: such a value is an instant already.
 _OFFSET_RE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+
+# Fields without which no row of the file could be accepted: their headers must be in the file.
+LEDGER_REQUIRED: tuple[str, ...] = ("user_id", "record_type", "action_date", "points")
+
+
+def required_headers(src: LedgerSource) -> list[str]:
+    """Headers that must be present: the required fields plus every explicitly mapped one."""
+    mapping = src.column_map()
+    return list(dict.fromkeys([mapping[f] for f in LEDGER_REQUIRED] + [mapping[f] for f in src.columns]))
+
+
+def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
+    """The ledger export as a canonical frame (keys of src.column_map() + int64 `_line`), ready for parse_ledger.
+
+    Raises InputError (file, line, column) for anything that cannot be read as a table.
+    """
+    table = read_table(src.path, encoding=src.encoding, delimiter=src.delimiter,
+                       required=required_headers(src), stage=stage)
+    return to_frame(table, src.column_map())
 
 
 @dataclass

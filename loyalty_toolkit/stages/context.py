@@ -142,7 +142,7 @@ class StageContext:
             "totals": figures.totals, "gates": gate.summary_rows(), "gate_report": gate.to_json(),
             "compute_seconds": round(time.monotonic() - self.started, 3),
             # The kernel runs one stage, so its peak RSS is the stage's (benchmarks read it).
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": peak_rss_mb(),
         }
         out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +154,18 @@ class StageContext:
                                 details={"rows_in": figures.rows_in, "rows_out": figures.rows_out,
                                          "rows_rejected": figures.rows_rejected})
         self._publish_outputs()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    from the parent across fork and exec, so a kernel would report the runner's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def open_stage(stage: str, config_path: str, run_dir: str, *, show_pii: bool = False) -> StageContext:

@@ -242,13 +242,17 @@ def _phone_email(table: pd.DataFrame, phone: np.ndarray, email: np.ndarray, raw:
     wanted = np.where((phone == "") | (email == ""), "", phone.astype(object) + _SEP + email.astype(object))
     codes, uniques = pd.factorize(pd.Series(wanted, dtype=object))
     pos = _lookup(pair, np.asarray(uniques, dtype=object))[codes]
-    by_email = pd.Series(np.arange(len(table)), index=table["email_key"].to_numpy(dtype=object))
+    # A plain dict: membership and lookup on a non-unique pandas index cost milliseconds each.
+    by_email: dict[str, list[int]] = {}
+    for p, key in enumerate(table["email_key"].tolist()):
+        by_email.setdefault(key, []).append(p)
+    phones = table["phone"].tolist()
     for i in np.flatnonzero((pos == -1) & (email != "") & (raw != "")).tolist():
-        if str(raw[i]).lstrip().startswith(("+", "00")) or email[i] not in by_email.index:
+        if str(raw[i]).lstrip().startswith(("+", "00")) or email[i] not in by_email:
             continue
         hits = set()
-        for p in np.atleast_1d(by_email.loc[[email[i]]].to_numpy()).tolist():
-            member_phone = table["phone"].iat[p]
+        for p in by_email[email[i]]:
+            member_phone = phones[p]
             if member_phone and normalize_phone(raw[i], _region(member_phone)).e164 == member_phone:
                 hits.add(p)
         pos[i] = hits.pop() if len(hits) == 1 else (-2 if hits else -1)

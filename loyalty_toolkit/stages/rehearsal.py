@@ -71,7 +71,7 @@ def rehearse_import(run_dir: str | Path, *, seed: int = 0, fresh: bool = True) -
                 "totalSuccess": sum(i["status"] == "success" for i in items),
                 "totalFailed": sum(i["status"] != "success" for i in items)}
     result_path = folder / "import_result.json"
-    result_path.write_text(json.dumps(combined, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    result_path.write_text(json.dumps(combined, ensure_ascii=False) + "\n", encoding="utf-8")
     export_path = write_target_members_csv(export if len(export) else pd.DataFrame(columns=["target_id"]),
                                            folder / "members_export.csv")
     (folder / "README.txt").write_text(NOTICE, encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from loyalty_toolkit.mask import mask_frame
+from loyalty_toolkit.mask import PII_KINDS, mask_frame, mask_value
 from loyalty_toolkit.sources.members import read_members
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.members import MembersResult, prepare_members
@@ -35,8 +35,9 @@ class MembersOutcome:
 
     def counts(self) -> pd.DataFrame:
         """The headline counts as a two-column table for the notebook."""
-        return pd.DataFrame(list(self.figures().__dict__.items())[:3] + list(self.figures().totals.items()),
-                            columns=["figure", "value"])
+        f = self.figures()
+        rows = {"rows read": f.rows_in, "accepted": f.rows_out, "rejected": f.rows_rejected, **f.totals}
+        return pd.DataFrame({"figure": list(rows), "value": list(rows.values())})
 
     def rejects_by_reason(self) -> pd.DataFrame:
         r = self.result.rejects
@@ -64,12 +65,11 @@ class MembersOutcome:
 
 
 def _mask_values(rejects: pd.DataFrame, show_pii: bool) -> pd.DataFrame:
-    """Reject values may be emails, phones or names: mask by the column they came from."""
+    """Reject values may be emails, phones or names: mask each by the column it came from."""
     if show_pii or rejects.empty:
         return rejects
     out = rejects.copy()
-    out["value"] = [mask_frame(pd.DataFrame({c: [v]}))[c].iloc[0] if c in {"email", "phone", "first_name", "last_name"}
-                    else v for c, v in zip(out["column"], out["value"])]
+    out["value"] = [mask_value(PII_KINDS[c], v) if c in PII_KINDS else v for c, v in zip(out["column"], out["value"])]
     return out
 
 

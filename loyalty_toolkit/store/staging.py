@@ -39,6 +39,21 @@ def _cell(v: Any) -> Any:
     return v
 
 
+def _column_values(series: pd.Series) -> list[Any]:
+    """A column as SQLite-bindable Python values: exact text for Decimals, None for missing."""
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_integer_dtype(series):
+        if series.isna().any():
+            return [None if pd.isna(v) else int(v) for v in series.tolist()]
+        return [int(v) for v in series.tolist()]
+    if pd.api.types.is_float_dtype(series):
+        return [None if v != v else v for v in series.tolist()]
+    values = series.tolist()
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, str) and not series.isna().any():
+        return values
+    return [_cell(v) for v in values]
+
+
 def _sql_type(series: pd.Series) -> type:
     if pd.api.types.is_bool_dtype(series):
         return int
@@ -111,8 +126,9 @@ class StagingStore:
             return
         cols = [str(c) for c in frame.columns]
         sql = f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
-        # executemany over plain tuples: sqlite-utils' insert_all is 3x slower at 1M rows.
-        self.db.conn.executemany(sql, (tuple(_cell(v) for v in row) for row in frame.itertuples(index=False)))
+        # executemany over plain tuples, converted column by column: sqlite-utils' insert_all and a
+        # per-cell conversion are each several times slower at a million rows.
+        self.db.conn.executemany(sql, zip(*(_column_values(frame[c]) for c in frame.columns)))
 
     def invalidate_from(self, stages: list[str]) -> None:
         """Forget that ``stages`` completed (before they are re-run with ``--stages``)."""

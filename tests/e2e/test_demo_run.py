@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from loyalty_toolkit.model import project_root
+from loyalty_toolkit.model import notebook_name, project_root
+from loyalty_toolkit.runner import PIPELINE
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "loyalty-migrate")
@@ -40,7 +41,7 @@ def test_demo_passes_and_writes_the_run_record(demo):
     work, run_dir = demo
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "passed"
-    assert [s["name"] for s in summary["stages"]] == ["subset", "members", "mapping"]
+    assert [s["name"] for s in summary["stages"]] == list(PIPELINE)
     for s in summary["stages"]:
         assert set(s) == STAGE_KEYS and s["status"] == "passed" and s["gates"]
         assert all(set(g) == GATE_KEYS for g in s["gates"])
@@ -50,7 +51,7 @@ def test_demo_passes_and_writes_the_run_record(demo):
     assert manifest["inputs"]["members"]["rows"] == 2000
     assert len(manifest["inputs"]["members"]["sha256"]) == 64
     assert manifest["versions"]["great-expectations"].startswith("1.")
-    for stem in ("00_subset", "01_members", "02_mapping"):
+    for stem in (notebook_name(s) for s in PIPELINE):
         assert (run_dir / "notebooks" / f"{stem}.ipynb").is_file()
         html = (run_dir / "notebooks" / f"{stem}.html").read_text()
         assert "open_stage(" not in html, "inputs are hidden in the HTML report"
@@ -77,7 +78,7 @@ def test_injected_member_defects_are_exactly_the_rejects_and_review_lists(demo):
         phones = dict(db.execute("SELECT source_line, phone FROM members"))
     expected_dups = {int(d["line"]) for d in member_defects if d["defect"] in {"EMAIL_CASE_DUPLICATE", "SHARED_IDENTIFIER"}}
     assert dup_lines == expected_dups
-    assert stages == {"subset", "members", "mapping"}
+    assert stages == set(PIPELINE)
     assert national and all(phones[int(d["line"])].startswith("+33") for d in national)
 
 
@@ -102,8 +103,9 @@ def test_rerun_of_a_stage_in_the_same_run_dir(demo):
     again = _cli("run", str(cfg), "--run-id", run_dir.name, cwd=work)
     assert again.returncode == 2 and "already holds a run" in again.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert [s["status"] for s in summary["stages"]] == ["passed", "passed", "skipped"], "mapping went stale"
-    res = _cli("run", str(cfg), "--run-id", run_dir.name, "--stages", "mapping", cwd=work)
+    assert [s["status"] for s in summary["stages"]] == ["passed", "passed"] + ["skipped"] * (len(PIPELINE) - 2), \
+        "the stages after a re-run stage went stale"
+    res = _cli("run", str(cfg), "--run-id", run_dir.name, "--stages", ",".join(PIPELINE[2:]), cwd=work)
     assert res.returncode == 0, res.stderr
 
 
@@ -122,7 +124,7 @@ def test_a_failed_critical_gate_stops_the_run_and_leaves_the_database_untouched(
     assert "stage 01_members: [members] gate failed: expect_table_row_count_to_equal on members" in res.stderr
     run_dir = small_program.parent / "runs" / "gatefail"
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert [s["status"] for s in summary["stages"]] == ["passed", "failed", "skipped"]
+    assert [s["status"] for s in summary["stages"]] == ["passed", "failed"] + ["skipped"] * (len(PIPELINE) - 2)
     with sqlite3.connect(run_dir / "staging.db") as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "members" not in tables and {r[0] for r in db.execute("SELECT stage FROM _stages")} == {"subset"}

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.config import LEDGER_COLUMNS
+from loyalty_toolkit.config import LEDGER_COLUMNS, LedgerSource
+from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import ENTRY_COLUMNS, parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger import ENTRY_COLUMNS, parse_ledger, read_ledger, units_to_decimal
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
 
@@ -281,3 +282,25 @@ def test_fractions_of_a_second_are_written_only_where_present():
     p = parse_ledger(frame(accrual(action_date="2026-01-05 10:00:00.5"), accrual(guestpointsid="g2")),
                      source_file="f", timezone="UTC")
     assert utc(p) == ["2026-01-05T10:00:00.500000+00:00", "2026-01-05T00:00:00+00:00"]
+
+
+# -- read_ledger ---------------------------------------------------------------------------------
+
+
+def test_read_ledger_gives_canonical_columns_and_lines():
+    src = LedgerSource(path=FIXTURES / "tom_tiers.csv")
+    f = read_ledger(src)
+    assert list(f.columns) == [*LEDGER_COLUMNS, "_line"]
+    assert f["_line"].dtype == "int64" and f["_line"].tolist() == [2, 3, 4]
+    p = parse_ledger(f, source_file="tom_tiers.csv", timezone="UTC")
+    expected = load("tom_tiers.csv")
+    pd.testing.assert_frame_equal(p.entries, expected.entries)
+    pd.testing.assert_frame_equal(p.rejects, expected.rejects)
+
+
+def test_read_ledger_missing_required_header_names_file_and_line(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("user id,record type name,action date\nu1,Accrual,2026-01-01\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_ledger(LedgerSource(path=path))
+    assert str(info.value).startswith("[transfers] l.csv:1: column Loyalty Points: mapped column missing")

@@ -1,0 +1,250 @@
+"""Parse the Haravan-style opening-balance file (seed 003) into checked balances with points.
+
+The file has one row per customer: ``phone``, ``email``, ``DTDauKy`` (opening revenue: what the
+customer has spent so far, which the platform turns into points with the shop's earning rule) and
+``DTTichLuy`` (accumulated revenue, kept as purchase history). Seed 003: the phone AND the email
+must both be right or the row does not import, so a row needs both. Matching a row to a migrated
+member (phone and email together) is stage logic (``stages.transfers.opening_lots``), not here.
+
+Amounts (:func:`parse_vnd`). VND has no minor unit, so in these two columns a ``,`` or ``.``
+followed by groups of exactly 3 digits is a thousands separator: ``1.500.000``, ``1,500,000``
+and also ``1.500`` / ``1,500`` (= 1500; ``normalize.parse_decimal`` alone refuses ``1,500`` as
+ambiguous and reads ``1.500`` as 1.5, which is right for points but not for dong). Everything
+else goes through ``parse_decimal`` (``1 500 000``, ``1.500.000,00``, ``1500000.00``) and must
+come out whole: ``12,5`` or ``1500.5`` is ``OPENING_AMOUNT_INVALID``. Never through float.
+
+Points = DTDauKy x ``rule.points`` / ``rule.amount`` (``points_exact``), rounded ONCE to whole
+points with ``rule.rounding`` (``points``); ``residue`` = points_exact - points is kept per row and
+``OpeningParse.residue_total`` sums it, so ``sum(points) + residue_total == sum(points_exact)``
+exactly. The division runs at 60 significant digits: exact for any rule whose ratio terminates
+(1 point per 10,000 VND); for a ratio such as 1/3 the exact value carries 60 digits, and the
+identity still holds because residues are computed from that same value and sums run exactly.
+
+Reason codes, checked in this order (a row gets the first that applies):
+``OPENING_IDENTIFIER_MISSING`` (phone or email empty), ``OPENING_IDENTIFIER_INVALID`` (a phone
+that is not a possible number in ``default_region``, or an email that is not an address: it could
+never match a member, who passed the same checks in stage 01), ``OPENING_AMOUNT_INVALID`` (either
+amount empty, unreadable or fractional), ``OPENING_NEGATIVE`` (either amount below zero),
+``OPENING_DUPLICATE`` (the same E.164 phone + email key on several otherwise valid rows: EVERY
+such row is rejected, since which one holds the balance is for a person to decide, invariant 6).
+``rows_read == len(balances) + len(rejects)``.
+
+Each accepted row becomes a future lot: ``lot_id`` = ``opening:`` + 16 hex digits of a UUIDv5 of
+phone and email key (stable when the file is re-sorted, and no personal data in the id), valid
+from the cutover (``effective_start``) to cutover + ``rule.validity_days`` (``effective_end``,
+``""`` = never), both as ISO UTC strings like the lot engine's.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, localcontext
+
+import numpy as np
+import pandas as pd
+
+from loyalty_toolkit.config import OPENING_COLUMNS, OpeningRule
+from loyalty_toolkit.model import REJECT_COLUMNS
+from loyalty_toolkit.normalize import email_problem, normalize_emails, normalize_phones, parse_decimal, phone_problem
+
+STAGE = "transfers"
+
+IDENTIFIER_MISSING = "OPENING_IDENTIFIER_MISSING"
+IDENTIFIER_INVALID = "OPENING_IDENTIFIER_INVALID"
+AMOUNT_INVALID = "OPENING_AMOUNT_INVALID"
+NEGATIVE = "OPENING_NEGATIVE"
+DUPLICATE = "OPENING_DUPLICATE"
+REASON_CODES: tuple[str, ...] = (IDENTIFIER_MISSING, IDENTIFIER_INVALID, AMOUNT_INVALID, NEGATIVE, DUPLICATE)
+
+BALANCE_COLUMNS: tuple[str, ...] = (
+    "line", "phone", "phone_raw", "email_key", "email", "email_raw", "opening_revenue", "accumulated_revenue",
+    "points_exact", "points", "residue", "lot_id", "action_name", "effective_start", "effective_end",
+    "source_file",
+)
+# Fixed namespace of opening lot ids: uuid5(NAMESPACE_URL, "loyalty-migrate:opening-balance").
+LOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "loyalty-migrate:opening-balance")
+PRECISION = 60  # significant digits of points_exact (see the module docstring)
+
+_GROUPED_VND = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})(?:\1[0-9]{3})*")
+
+
+@dataclass
+class OpeningParse:
+    """Accepted ``balances`` (BALANCE_COLUMNS) and ``rejects`` (REJECT_COLUMNS) of one opening file."""
+
+    balances: pd.DataFrame
+    rejects: pd.DataFrame
+    rows_read: int
+    source_file: str
+    rule: OpeningRule
+
+    @property
+    def points_total(self) -> int:
+        return int(sum(self.balances["points"].tolist(), 0))
+
+    @property
+    def points_exact_total(self) -> Decimal:
+        return _exact_sum(self.balances["points_exact"])
+
+    @property
+    def residue_total(self) -> Decimal:
+        """Sum of (exact - rounded) over accepted rows: points_total + residue_total == points_exact_total."""
+        return _exact_sum(self.balances["residue"])
+
+    def reject_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rejects["reason_code"].value_counts().sort_index().items()}
+
+
+def parse_vnd(text: object) -> Decimal:
+    """A whole VND amount from text (see the module docstring); ValueError when not one."""
+    raw = "" if text is None else str(text)
+    s = raw.strip().replace("\u00a0", "").replace("\u202f", "")
+    sign = ""
+    if s[:1] in ("+", "-"):
+        sign, body = ("-" if s[0] == "-" else ""), s[1:].strip()
+    else:
+        body = s
+    if _GROUPED_VND.fullmatch(body):
+        value = Decimal(sign + re.sub(r"[.,]", "", body))
+    else:
+        value = parse_decimal(raw)  # raises ValueError for anything that is not a plain number
+    if value != value.to_integral_value():
+        raise ValueError(f"VND amounts have no decimals: {raw!r}")
+    return value.quantize(Decimal(1)) + 0  # + 0 turns -0 into 0
+
+
+def points_for(amount: Decimal, rule: OpeningRule) -> tuple[Decimal, int, Decimal]:
+    """(points_exact, points rounded once with ``rule.rounding``, residue = exact - points)."""
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        exact = amount * rule.points / rule.amount
+        ctx.prec = 2 * PRECISION + 20  # exact - rounded needs the integer digits on top: never round it
+        rounded = exact.quantize(Decimal(1), rounding=rule.rounding)
+        residue = exact - rounded
+    return exact, int(rounded), residue
+
+
+def opening_lot_id(phone_e164: str, email_key: str) -> str:
+    """``opening:<16 hex>``: deterministic from the row's identifiers, without personal data."""
+    return "opening:" + uuid.uuid5(LOT_NAMESPACE, f"{phone_e164}|{email_key}").hex[:16]
+
+
+def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str, rule: OpeningRule,
+                  cutover: datetime, columns: Mapping[str, str] | None = None) -> OpeningParse:
+    """Check every row of ``frame`` (``to_frame`` with ``OpeningBalancesSource.column_map()``:
+    phone, email, opening_revenue, accumulated_revenue, ``_line``) and compute its points.
+
+    National phones are read in ``default_region`` and stored as E.164. ``cutover`` (aware) is
+    when the opening points start; ``columns`` (canonical -> header) names columns in rejects.
+    """
+    if cutover.tzinfo is None:
+        raise ValueError("cutover must be timezone-aware")
+    headers = {**OPENING_COLUMNS, **(columns or {})}
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    lines = (frame["_line"].to_numpy(dtype=np.int64) if "_line" in frame.columns
+             else np.arange(2, n + 2, dtype=np.int64))
+
+    def text(name: str) -> pd.Series:
+        if name not in frame.columns:
+            return pd.Series([""] * n, dtype=object)
+        return pd.Series(frame[name].to_numpy(dtype=object, na_value=""), dtype=object).map(str)
+
+    phone_raw, email_raw = text("phone"), text("email")
+    phones = normalize_phones(phone_raw.str.strip(), default_region)
+    emails = normalize_emails(email_raw)
+    amount_raw = {name: text(name) for name in ("opening_revenue", "accumulated_revenue")}
+    amounts = {name: [_amount(v) for v in raw.tolist()] for name, raw in amount_raw.items()}
+
+    reason: list[str | None] = [None] * n
+    detail: list[tuple[str, str, str]] = [("", "", "")] * n
+    for i in range(n):
+        p, e = phone_raw.iat[i].strip(), email_raw.iat[i].strip()
+        if not p or not e:
+            missing = "phone" if not p else "email"
+            reason[i] = IDENTIFIER_MISSING
+            detail[i] = (headers[missing], f"{headers[missing]} is empty: Haravan needs both phone and email to "
+                         "find the customer", "")
+        elif not phones["phone_valid"].iat[i]:
+            reason[i] = IDENTIFIER_INVALID
+            detail[i] = (headers["phone"], f"{headers['phone']}: {phone_problem(p, default_region)}", p)
+        elif not emails["email_valid"].iat[i]:
+            reason[i] = IDENTIFIER_INVALID
+            detail[i] = (headers["email"], f"{headers['email']}: not a valid address ({email_problem(e)})", e)
+        else:
+            for name in ("opening_revenue", "accumulated_revenue"):
+                value, problem = amounts[name][i]
+                if problem is not None:
+                    reason[i] = AMOUNT_INVALID
+                    detail[i] = (headers[name], f"{headers[name]}: {problem}", amount_raw[name].iat[i])
+                    break
+                if value < 0:
+                    reason[i] = NEGATIVE
+                    detail[i] = (headers[name], f"{headers[name]}: negative amount {value}",
+                                 amount_raw[name].iat[i])
+                    break
+
+    # duplicates among rows that passed every other check: all of them go
+    keys = [f"{phones['phone'].iat[i]}|{emails['email_key'].iat[i]}" if reason[i] is None else None for i in range(n)]
+    lines_of: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        if k is not None:
+            lines_of.setdefault(k, []).append(int(lines[i]))
+    for i, k in enumerate(keys):
+        if k is not None and len(lines_of[k]) > 1:
+            others = ", ".join(str(x) for x in lines_of[k] if x != lines[i])
+            reason[i] = DUPLICATE
+            detail[i] = (f"{headers['phone']}+{headers['email']}",
+                         f"the same phone and email are on line(s) {others}: every such row is held back, "
+                         "which one holds the balance is for a person to decide", "")
+
+    start = cutover.astimezone(timezone.utc)
+    start_iso = start.isoformat(timespec="seconds")
+    end_iso = ("" if rule.validity_days is None
+               else (start + timedelta(days=rule.validity_days)).isoformat(timespec="seconds"))
+    kept = [i for i in range(n) if reason[i] is None]
+    rows = []
+    for i in kept:
+        opening, accumulated = amounts["opening_revenue"][i][0], amounts["accumulated_revenue"][i][0]
+        exact, points, residue = points_for(opening, rule)
+        phone, key = phones["phone"].iat[i], emails["email_key"].iat[i]
+        rows.append((int(lines[i]), phone, phone_raw.iat[i], key, emails["email"].iat[i], email_raw.iat[i],
+                     opening, accumulated,
+                     exact, points, residue, opening_lot_id(phone, key), rule.action_name, start_iso, end_iso,
+                     source_file))
+    balances = pd.DataFrame.from_records(rows, columns=list(BALANCE_COLUMNS))
+    balances = balances.astype({"line": "int64", "points": "int64"})
+    for c in ("opening_revenue", "accumulated_revenue", "points_exact", "residue"):
+        balances[c] = balances[c].astype(object)
+
+    rej = []
+    for i in range(n):
+        if reason[i] is not None:
+            column, message, value = detail[i]
+            record_key = f"{phone_raw.iat[i].strip()}|{email_raw.iat[i].strip()}"
+            rej.append((STAGE, source_file, int(lines[i]), record_key, column, reason[i], message, value))
+    rejects = pd.DataFrame.from_records(rej, columns=list(REJECT_COLUMNS))
+    rejects = rejects.astype({c: "str" for c in REJECT_COLUMNS if c != "line"}).astype({"line": "int64"})
+    result = OpeningParse(balances=balances, rejects=rejects, rows_read=n, source_file=source_file, rule=rule)
+    if n != len(balances) + len(rejects):
+        raise AssertionError(f"row conservation broken: {n} read != {len(balances)} + {len(rejects)}")
+    return result
+
+
+def _amount(text: str) -> tuple[Decimal, str | None]:
+    if not text.strip():
+        return Decimal(0), "empty (write 0 for a customer with no revenue)"
+    try:
+        return parse_vnd(text), None
+    except ValueError as exc:
+        return Decimal(0), str(exc)
+
+
+def _exact_sum(values: pd.Series) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 200  # far beyond any realistic sum of 60-digit values: additions stay exact
+        return sum(values.tolist(), Decimal(0))

@@ -6,8 +6,10 @@ cause; the executed notebook is written in every case, so a reviewer sees where 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,6 @@ def _kernel_env() -> None:
             (runtime / sub).mkdir(parents=True, exist_ok=True)
             os.environ[var] = str(runtime / sub)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def _ipc_config(folder: str) -> Config:
@@ -52,6 +53,22 @@ def _ipc_config(folder: str) -> Config:
     return c
 
 
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send this process's stderr, which the kernel inherits, to ``path`` while a stage runs: the
+    kernel's own chatter (shutdown interrupts, warnings) goes to the run record, not the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
                      timeout_seconds: int) -> Execution:
     """Run ``source`` into ``output`` with ``parameters`` (plain strings, numbers and booleans)."""
@@ -61,7 +78,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
     _kernel_env()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="lm-kernel-") as sockets:
+        with tempfile.TemporaryDirectory(prefix="lm-kernel-") as sockets, _stderr_to(output.with_suffix(".log")):
             pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
                                 language="python", progress_bar=False, cwd=str(cwd), log_output=False,
                                 execution_timeout=timeout_seconds, start_timeout=120, report_mode=False,

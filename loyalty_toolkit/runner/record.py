@@ -128,14 +128,15 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
     rows = []
     for s in summary["stages"]:
         stem = notebook_name(s["name"])
-        failed_gates = sum(1 for g in s["gates"] if not g["success"])
+        critical = sum(1 for g in s["gates"] if not g["success"] and g["critical"])
+        warned = sum(1 for g in s["gates"] if not g["success"] and not g["critical"])
         nb = _link(run_dir, f"notebooks/{stem}.html", "report") if s["status"] != "skipped" else ""
         docs = _link(run_dir, f"data_docs/{stem}/index.html", "Data Docs") if s["status"] != "skipped" else ""
         rows.append(f"<tr class='{e(s['status'])}'><td>{e(stem)}</td><td>{e(s['status'])}</td>"
                     f"<td>{s['rows_in'] if s['rows_in'] is not None else ''}</td>"
                     f"<td>{s['rows_out'] if s['rows_out'] is not None else ''}</td>"
                     f"<td>{s['rows_rejected'] if s['rows_rejected'] is not None else ''}</td>"
-                    f"<td>{len(s['gates'])} ({failed_gates} failed)</td><td>{s['seconds'] or ''}</td>"
+                    f"<td>{len(s['gates'])}: {critical} critical failed, {warned} warnings</td><td>{s['seconds'] or ''}</td>"
                     f"<td>{nb} {docs}</td></tr>")
     files = []
     for folder in ("rejects", "output"):

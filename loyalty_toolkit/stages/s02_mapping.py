@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from loyalty_toolkit.errors import ConfigError
-from loyalty_toolkit.mask import mask_frame
+from loyalty_toolkit.mask import mask_frame, mask_identifier
 from loyalty_toolkit.sources.members import read_members
 from loyalty_toolkit.sources.references import member_references
 from loyalty_toolkit.sources.target_members import read_target_members
@@ -71,12 +71,13 @@ class MappingOutcome:
                 .reset_index())
 
     def orphan_examples(self, n: int = 5) -> pd.DataFrame:
+        """A few orphans per input and reason; card, phone and email references masked."""
         o = self.orphans.groupby(["input", "reason"], observed=True).head(n)
-        shown = o.copy()
-        if not self.show_pii and len(shown):
-            shown["ref_value"] = mask_frame(shown.rename(columns={"ref_value": "identifier_key"}))["identifier_key"].values
-            shown["ref_value2"] = mask_frame(shown.rename(columns={"ref_value2": "email"}))["email"].values
-        return shown
+        shown = o[["input", "line", "ref_kind", "ref_value", "reason"]].astype({"ref_value": "str"}).copy()
+        if not self.show_pii:
+            personal = shown["ref_kind"].astype(str) != "legacy_id"  # legacy ids are not personal data
+            shown.loc[personal, "ref_value"] = shown.loc[personal, "ref_value"].map(mask_identifier)
+        return shown.reset_index(drop=True)
 
     def review(self, reason: str, n: int = 20) -> pd.DataFrame:
         return mask_frame(self.mapping.reviewed(reason).head(n), show_pii=self.show_pii)

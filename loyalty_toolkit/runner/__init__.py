@@ -23,7 +23,7 @@ from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.store import StagingStore
 
 # The stages this release runs, in order (DESIGN.md lists six; later stages join as they land).
-PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "rewards")
+PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards")
 
 
 __all__ = ["PIPELINE", "RunResult", "parse_stages", "preflight", "run", "status"]

@@ -25,20 +25,37 @@ Every input row ends up in exactly one of ``entries`` and ``rejects``:
 
 from __future__ import annotations
 
+import codecs
+import csv
+import operator
 import re
-from collections.abc import Mapping
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
+from operator import itemgetter
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.config import LEDGER_COLUMNS, LedgerSource
+from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.normalize import parse_decimal
-from loyalty_toolkit.sources.csvfile import read_table, to_frame
+from loyalty_toolkit.sources.csvfile import (
+    _HEAD_BYTES,
+    DELIMITERS,
+    _blank,
+    _check_header,
+    _csv_problem,
+    _error,
+    _gc_paused,
+    _sniff_delimiter,
+    sniff,
+)
 
 STAGE = "transfers"
 
@@ -72,12 +89,21 @@ ENTRY_COLUMNS: tuple[str, ...] = (
     "action_name", "previous_tier", "current_tier", "accrual_tier", "invoice_id", "invoice_no",
 )
 
-# An explicit UTC offset (or Z) after a time of day: such a value is an instant already.
-_OFFSET_RE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
-
-
 # Fields without which no row of the file could be accepted: their headers must be in the file.
 LEDGER_REQUIRED: tuple[str, ...] = ("user_id", "record_type", "action_date", "points")
+# The three date fields share one set of categories in read_ledger's frame (an accrual's effective
+# start is usually its action date), so each distinct date text is stored and parsed once.
+DATE_FIELDS: tuple[str, ...] = ("action_date", "effective_start", "effective_end")
+
+# An explicit UTC offset (or Z) after a time of day: such a value is an instant already.
+_OFFSET_RE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+# The same, at the end of any line of a text: finds whether any of many joined values has an offset.
+_OFFSET_ANY = re.compile(_OFFSET_RE.pattern, re.IGNORECASE | re.MULTILINE)
+_NAT = np.iinfo(np.int64).min
+_BATCH = 1 << 16  # records per batch while reading: a batch's Python strings are dropped once coded
+
+
+# -- reading -----------------------------------------------------------------------------------
 
 
 def required_headers(src: LedgerSource) -> list[str]:
@@ -89,11 +115,197 @@ def required_headers(src: LedgerSource) -> list[str]:
 def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
     """The ledger export as a canonical frame (keys of src.column_map() + int64 `_line`), ready for parse_ledger.
 
-    Raises InputError (file, line, column) for anything that cannot be read as a table.
+    Every canonical column is a pandas ``Categorical`` of the cells as read (text, not trimmed): a
+    ledger repeats its members, types, centers, tiers and points over millions of rows, and each
+    distinct text is then stored once plus a small integer per row. The three date columns share
+    one set of categories (:data:`DATE_FIELDS`). A field whose header is not in the file is all
+    ``""``; columns that are not mapped are not kept. ``_line`` is the physical line where the
+    record starts (header = 1, quoted line breaks counted), as :func:`csvfile.read_table` gives it.
+
+    Same rules as ``read_table`` (encoding and delimiter ``auto`` or declared, blank lines skipped,
+    strict quoting, every record as wide as the header, required headers present, at least one
+    record), but the file is streamed: it is never held in memory whole, and is decoded in a
+    single pass (``auto`` assumes UTF-8 unless a BOM says otherwise and falls back to
+    ``csvfile.sniff``, which reads the whole file, only when that fails). Raises InputError with
+    file, line and column; with several problems in one file the first met while reading wins.
     """
-    table = read_table(src.path, encoding=src.encoding, delimiter=src.delimiter,
-                       required=required_headers(src), stage=stage)
-    return to_frame(table, src.column_map())
+    path = Path(src.path)
+    mapping = src.column_map()
+    required = required_headers(src)
+    codec, delimiter = _stream_format(path, src.encoding, src.delimiter, stage)
+    try:
+        with _gc_paused():
+            return _read_stream(path, codec, delimiter, mapping, required, stage)
+    except UnicodeDecodeError:
+        pass
+    # Not decodable as assumed: sniff reads the file whole, as read_table does, and either finds
+    # the encoding (cp1252 for "auto") or raises at the line and column of the first bad byte.
+    fmt = sniff(path, src.encoding, src.delimiter, stage=stage)
+    if codecs.lookup(fmt.encoding).name == codecs.lookup(codec).name:
+        raise _error(f"bytes not valid {codec}", path, stage)
+    with _gc_paused():
+        return _read_stream(path, fmt.encoding, fmt.delimiter, mapping, required, stage)
+
+
+def _stream_format(path: Path, encoding: str, delimiter: str, stage: str | None) -> tuple[str, str]:
+    """The codec and delimiter to stream ``path`` with, from its first MiB only."""
+    if delimiter != "auto" and delimiter not in DELIMITERS:
+        raise _error(f"unsupported delimiter {delimiter!r} (use , ; | or a tab)", path, stage)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+            more = bool(handle.read(1))
+    except OSError as exc:
+        raise _error(f"cannot read file: {exc.strerror or exc}", path, stage) from None
+    if encoding != "auto":
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise _error(f"unknown encoding {encoding!r}", path, stage) from None
+        codec = encoding
+    elif head.startswith(codecs.BOM_UTF8):
+        codec = "utf-8-sig"
+    elif head.startswith(codecs.BOM_UTF16_LE):
+        codec = "utf-16"
+    elif head.startswith(codecs.BOM_UTF16_BE):
+        codec = "utf-16-be"  # as csvfile: the BOM stays in the first header name, which is trimmed
+    else:
+        codec = "utf-8"  # cp1252 only when this fails: see read_ledger
+    text = head.decode(codec, errors="ignore")
+    if not text.strip("\ufeff \t\r\n") and not more:
+        raise _error("file is empty (no header row)", path, stage, line=1)
+    return codec, delimiter if delimiter != "auto" else _sniff_delimiter(text)
+
+
+class _Coder:
+    """Codes the values of one or more columns into one set of distinct values, batch by batch.
+
+    Each batch is factorized on its own (a small hash table, in C); the distinct values of all
+    batches are merged once at the end, so a value costs one hash per batch it appears in.
+    """
+
+    def __init__(self) -> None:
+        self.codes: list[np.ndarray] = []
+        self.uniques: list[np.ndarray] = []
+
+    def add(self, *columns: tuple[str, ...]) -> None:
+        n = len(columns[0])
+        values = np.empty(n * len(columns), dtype=object)
+        for i, col in enumerate(columns):
+            values[i * n:(i + 1) * n] = col
+        codes, uniques = pd.factorize(values)
+        self.codes.append(codes.astype(np.int32))
+        self.uniques.append(uniques)
+
+    def finish(self, count: int) -> list[pd.Categorical]:
+        """One Categorical per column given to :meth:`add`, all with the same categories."""
+        if not self.codes:
+            return [_constant("", 0) for _ in range(count)]
+        merged, categories = pd.factorize(np.concatenate(self.uniques))
+        dtype = _categories_dtype(categories)
+        width = sum(len(c) for c in self.codes) // count
+        out = [np.empty(width, dtype=np.int32) for _ in range(count)]
+        offset = pos = 0
+        for codes, uniques in zip(self.codes, self.uniques):
+            global_codes = merged[offset:offset + len(uniques)].astype(np.int32)[codes]
+            n = len(codes) // count
+            for i in range(count):
+                out[i][pos:pos + n] = global_codes[i * n:(i + 1) * n]
+            offset += len(uniques)
+            pos += n
+        self.codes.clear()
+        self.uniques.clear()
+        return [pd.Categorical.from_codes(c, dtype=dtype, validate=False) for c in out]
+
+
+def _read_stream(path: Path, codec: str, delimiter: str, mapping: Mapping[str, str], required: list[str],
+                 stage: str | None) -> pd.DataFrame:
+    prev = 0  # physical line where the previous record ended
+    try:
+        with open(path, encoding=codec, newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter, strict=True)
+            header: list[str] | None = None
+            header_line = 1
+            for row in reader:
+                header_line, prev = prev + 1, reader.line_num
+                if not _blank(row):
+                    header = row
+                    break
+            if header is None:
+                raise _error("file is empty (no header row)", path, stage, line=1)
+            names = _check_header(header, header_line, required, path, stage)
+            index = {name: i for i, name in enumerate(names) if name}
+            position = {field: index.get(h.strip()) for field, h in mapping.items()}
+            present = [f for f in mapping if position[f] is not None]
+            dates = [f for f in present if f in DATE_FIELDS]
+            others = [f for f in present if f not in DATE_FIELDS]
+            slot = {f: i for i, f in enumerate(present)}
+            coders = {f: _Coder() for f in others}
+            date_coder = _Coder()
+            pick = itemgetter(*[position[f] for f in present]) if present else (lambda row: ())
+            if len(present) == 1:
+                one = pick
+                pick = lambda row: (one(row),)  # noqa: E731
+
+            width = len(names)
+            single = width == 1
+            batch: list[tuple[str, ...]] = []
+            starts = array("q")
+            keep, start_at = batch.append, starts.append
+
+            def flush() -> None:
+                columns = list(zip(*batch)) if present else []
+                batch.clear()
+                for f in others:
+                    coders[f].add(columns[slot[f]])
+                if dates:
+                    date_coder.add(*[columns[slot[f]] for f in dates])
+
+            for row in reader:
+                if len(row) != width or (single and not row[0].strip()):
+                    if _blank(row):
+                        prev = reader.line_num
+                        continue
+                    raise _error(f"expected {width} fields, found {len(row)}", path, stage, line=prev + 1)
+                keep(pick(row))
+                start_at(prev + 1)
+                prev = reader.line_num
+                if len(batch) == _BATCH:
+                    flush()
+            if batch:
+                flush()
+    except csv.Error as exc:
+        raise _error(_csv_problem(exc), path, stage, line=prev + 1) from None
+    except OSError as exc:
+        raise _error(f"cannot read file: {exc.strerror or exc}", path, stage) from None
+    n = len(starts)
+    if not n:
+        raise _error("no data rows (header only)", path, stage)
+    data: dict[str, pd.Categorical] = {}
+    for f in others:
+        data[f] = coders.pop(f).finish(1)[0]
+    data.update(zip(dates, date_coder.finish(len(dates))))
+    frame = pd.DataFrame({f: data[f] if f in data else _constant("", n) for f in mapping},
+                         columns=list(mapping), copy=False)
+    frame["_line"] = np.frombuffer(starts, dtype=np.int64).copy()
+    return frame
+
+
+def _constant(value: str, n: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
+
+
+def _categories_dtype(values: np.ndarray) -> pd.CategoricalDtype:
+    """A dtype over ``values``, which are distinct by construction (from a factorize).
+
+    pandas would check that again with a hash table: seconds for ten million dates.
+    """
+    categories = pd.Index(values, dtype=object, copy=False)
+    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+    return fast(categories, False) if fast is not None else pd.CategoricalDtype(categories)
+
+
+# -- parsing -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -111,6 +323,93 @@ class LedgerParse:
         return {str(k): int(v) for k, v in self.rejects["reason_code"].value_counts().sort_index().items()}
 
 
+@dataclass
+class _Text:
+    """A text column as distinct ``values`` (unique str) and a code per row: ``values[codes]``.
+
+    ``key`` names the set of values, so columns sharing categories share work done per value.
+    """
+
+    codes: np.ndarray
+    values: np.ndarray
+    key: object
+    _dtype: pd.CategoricalDtype | None = None
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[self.codes[rows]]
+
+    def per_row(self, per_value: np.ndarray) -> np.ndarray:
+        return per_value[self.codes]
+
+    @property
+    def dtype(self) -> pd.CategoricalDtype:
+        if self._dtype is None:
+            self._dtype = _categories_dtype(self.values)
+        return self._dtype
+
+    def categorical(self, keep: np.ndarray | None) -> pd.Categorical:
+        codes = self.codes if keep is None else self.codes[keep]
+        return pd.Categorical.from_codes(codes, dtype=self.dtype, validate=False)
+
+
+def _column_text(frame: pd.DataFrame, name: str, n: int) -> _Text:
+    """Column ``name`` as a _Text; missing column, missing cells and non-text cells are ""."""
+    if name not in frame.columns:
+        return _Text(np.zeros(n, dtype=np.int8), np.asarray([""], dtype=object), ("missing", name))
+    column = frame[name]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        codes = column.cat.codes.to_numpy()
+        values = categories.to_numpy(dtype=object)
+        text = _Text(codes, values, ("categories", id(categories)), column.dtype)
+        text._categories = categories  # keeps the key's object alive while the text is in use
+    else:
+        codes, values = pd.factorize(column.to_numpy(dtype=object))
+        text = _Text(codes, np.asarray(values, dtype=object), ("column", name))
+    return _clean(text)
+
+
+def _clean(text: _Text) -> _Text:
+    """Missing (code -1) and non-str values become ""; values stay distinct."""
+    values, codes = text.values, text.codes
+    all_str = pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
+    missing = len(codes) > 0 and codes.min() < 0
+    if all_str and not missing:
+        return text
+    values = np.asarray([v if isinstance(v, str) else "" for v in values] + [""], dtype=object)
+    codes = np.where(codes < 0, len(values) - 1, codes)
+    merged, values = pd.factorize(values)
+    return _Text(merged[codes].astype(np.int32), np.asarray(values, dtype=object), ("clean", text.key))
+
+
+def _strip_text(text: _Text, memo: dict) -> _Text:
+    """The column without surrounding blanks, which no field means anything by.
+
+    Stripped once per distinct value; unchanged values are the same objects (``str.strip``
+    returns its argument when there is nothing to strip), so an already clean column costs no memory.
+    """
+    if text.key not in memo:
+        stripped = np.fromiter(map(str.strip, text.values), dtype=object, count=len(text.values))
+        if any(map(operator.is_not, stripped, text.values)):
+            merged, values = pd.factorize(stripped)
+            memo[text.key] = (merged.astype(np.int32), np.asarray(values, dtype=object), ("stripped", text.key))
+        else:
+            memo[text.key] = None
+    found = memo[text.key]
+    if found is None:
+        return text
+    merged, values, key = found
+    return _Text(merged[text.codes], values, key)
+
+
+@dataclass
+class _Check:
+    code: str
+    column: str
+    message: str | Callable[[np.ndarray], np.ndarray]
+    cells: _Text | None
+
+
 def parse_ledger(
     frame: pd.DataFrame,
     *,
@@ -119,7 +418,11 @@ def parse_ledger(
     date_format: str | None = None,
     columns: Mapping[str, str] | None = None,
 ) -> LedgerParse:
-    """Check and type every ledger row of ``frame`` (canonical str columns + ``_line``).
+    """Check and type every ledger row of ``frame`` (canonical text columns + ``_line``).
+
+    Text columns may be ``str``/object or ``Categorical`` (as :func:`read_ledger` gives them); the
+    result is the same. Every conversion runs once per distinct text (columns sharing categories
+    share it), so a categorical frame costs per distinct value, not per row.
 
     ``date_format`` is a strftime pattern for all three dates; ``None`` accepts ISO 8601 (date only,
     date and time, optionally with an explicit offset, which then wins over minutes and timezone).
@@ -130,245 +433,290 @@ def parse_ledger(
     (``""`` = no start / no expiry) and ``*_ts`` the same instants as ``datetime64[us, UTC]``;
     ``center`` is the accrual center for accruals and the payment center for redemptions;
     ``minutes_to_add`` is the offset applied, or <NA> where the source timezone was used.
+    Every text column of ``entries`` is a ``Categorical`` (trimmed text, ``*_raw`` as read); its
+    categories may include values of rejected rows, and the ``*_utc`` categories are in time order.
     """
     headers = {**LEDGER_COLUMNS, **(columns or {})}
     n = len(frame)
     lines = frame["_line"].to_numpy(dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
-    stripped: dict[str, np.ndarray] = {}
+    raw_texts: dict[str, _Text] = {}
+    strip_memo: dict = {}
 
-    def raw(name: str) -> np.ndarray:
-        """The cells as read, as an object array (a view of the frame's column where pandas allows)."""
-        if name not in frame.columns:
-            return np.full(n, "", dtype=object)
-        return frame[name].to_numpy(dtype=object)
+    def raw(name: str) -> _Text:
+        """The cells as read."""
+        if name not in raw_texts:
+            raw_texts[name] = _column_text(frame, name, n)
+        return raw_texts[name]
 
-    def col(name: str) -> np.ndarray:
-        """The cells without surrounding blanks, which no field means anything by; missing -> ""."""
-        if name not in stripped:
-            stripped[name] = _strip(raw(name)) if n else np.zeros(0, dtype=object)
-        return stripped[name]
+    def col(name: str) -> _Text:
+        """The cells without surrounding blanks; missing -> ""."""
+        return _strip_text(raw(name), strip_memo)
 
-    reason = np.full(n, None, dtype=object)
-    column = np.full(n, "", dtype=object)
-    message = np.full(n, "", dtype=object)
-    value = np.full(n, "", dtype=object)
+    reason = np.zeros(n, dtype=np.int16)  # 0 = accepted, k = checks[k - 1]
+    checks: list[_Check] = []
 
-    def reject(mask: np.ndarray, code: str, field: str, msg: str | np.ndarray, cells: np.ndarray | None) -> None:
+    def reject(mask: np.ndarray, code: str, field: str, msg: str | Callable[[np.ndarray], np.ndarray],
+               cells: _Text | None) -> None:
         """Give ``code`` to the rows of ``mask`` that have no reason yet (the first check wins)."""
-        mask = mask & (reason == None)  # noqa: E711 - elementwise on an object array
+        mask = mask & (reason == 0)
         if not mask.any():
             return
-        reason[mask] = code
-        column[mask] = headers.get(field, field)
-        message[mask] = msg if isinstance(msg, str) else msg[mask]
-        if cells is not None:
-            value[mask] = [v if isinstance(v, str) else "" for v in cells[mask]]
+        checks.append(_Check(code, headers.get(field, field), msg, cells))
+        reason[mask] = len(checks)
 
     user_id = col("user_id")
-    reject(user_id == "", USER_ID_MISSING, "user_id", "user id is empty", None)
+    reject(user_id.per_row(user_id.values == ""), USER_ID_MISSING, "user_id", "user id is empty", None)
 
     # few distinct record types: lower-case those, not every row
-    codes, types = pd.factorize(col("record_type"))
-    lowered = np.asarray([t.lower() for t in types], dtype=object)
-    is_accrual = (lowered == ACCRUAL)[codes] if n else np.zeros(0, dtype=bool)
-    is_redemption = (lowered == REDEMPTION)[codes] if n else np.zeros(0, dtype=bool)
-    del codes, types, lowered
+    record_type = col("record_type")
+    lowered = np.asarray([t.lower() for t in record_type.values], dtype=object)
+    is_accrual = record_type.per_row(lowered == ACCRUAL)
+    is_redemption = record_type.per_row(lowered == REDEMPTION)
+    del lowered
     reject(~(is_accrual | is_redemption), RECORD_TYPE_UNKNOWN, "record_type",
            "record type must be Accrual or Redemption", raw("record_type"))
 
-    decimals, units, p_code, p_msg = _parse_points(col("points"))
-    for code in (POINTS_INVALID, POINTS_PRECISION):
-        reject(p_code == code, code, "points", p_msg, raw("points"))
+    points = col("points")
+    p_dec, p_units, p_code, p_msg = _parse_points(points.values)
+    units = points.per_row(p_units)
+    for i, code in enumerate((POINTS_INVALID, POINTS_PRECISION), start=1):
+        reject(points.per_row(p_code == i), code, "points", lambda rows: p_msg[points.codes[rows]], raw("points"))
     reject(is_accrual & (units <= 0), POINTS_SIGN, "points", "an accrual must be positive", raw("points"))
     reject(is_redemption & (units >= 0), POINTS_SIGN, "points", "a redemption must be negative", raw("points"))
-    del p_code, p_msg, stripped["points"]
 
-    minutes, m_bad = _row_minutes(np.where(is_accrual, col("accrual_center_minutes"), col("payment_center_minutes")))
+    acc_min, pay_min = col("accrual_center_minutes"), col("payment_center_minutes")
+    a_num, a_bad = _minutes(acc_min.values)
+    p_num, p_bad = _minutes(pay_min.values)
+    minutes = np.where(is_accrual, acc_min.per_row(a_num), pay_min.per_row(p_num))
+    m_bad = np.where(is_accrual, acc_min.per_row(a_bad), pay_min.per_row(p_bad))
     for field, rows in (("accrual_center_minutes", is_accrual), ("payment_center_minutes", ~is_accrual)):
         reject(m_bad & rows, DATE_INVALID, field,
                f"minutes to add must be a whole number between -{MAX_MINUTES_TO_ADD} and {MAX_MINUTES_TO_ADD}",
                raw(field))
-        del stripped[field]
+    del m_bad, a_bad, p_bad
 
+    has_minutes = ~np.isnan(minutes)
+    shift = np.where(has_minutes, minutes, 0).astype(np.int64) * 60_000_000
+    dates: dict[object, _Dates] = {}
     utc: dict[str, np.ndarray] = {}
     for field, required in (("action_date", True), ("effective_start", False), ("effective_end", False)):
         text = col(field)
-        utc[field], bad = _to_utc_us(text, minutes, timezone, date_format)
+        if text.key not in dates:
+            dates[text.key] = _Dates(text.values, date_format, timezone)
+        parsed = dates[text.key]
+        utc[field] = parsed.utc_us(text.codes, has_minutes, shift)
         if required:
-            reject(text == "", DATE_INVALID, field, f"{headers[field]} is empty", raw(field))
-        reject(bad, DATE_INVALID, field, f"not a date ({'ISO 8601' if date_format is None else date_format})",
-               raw(field))
-        del stripped[field]
+            reject(text.per_row(text.values == ""), DATE_INVALID, field, f"{headers[field]} is empty", raw(field))
+        reject(text.per_row(parsed.bad), DATE_INVALID, field,
+               f"not a date ({'ISO 8601' if date_format is None else date_format})", raw(field))
+    del dates, shift, has_minutes
 
     # An accrual id names one lot. A repeat keeps the first (what a redemption's link most likely
     # meant) and itemises the others; "" is no id at all, so it never repeats.
     gp = col("guestpointsid")
-    candidates = np.flatnonzero((reason == None) & is_accrual & (gp != ""))  # noqa: E711
-    repeat = pd.Series(gp[candidates], dtype=object).duplicated(keep="first").to_numpy()
+    candidates = np.flatnonzero((reason == 0) & is_accrual & gp.per_row(gp.values != ""))
+    cand_codes = gp.codes[candidates]
+    repeat = pd.Series(cand_codes).duplicated(keep="first").to_numpy()
     if repeat.any():
-        first_line: dict[str, int] = {}
-        for i in candidates[~repeat]:
-            first_line[gp[i]] = int(lines[i])
+        first_line = np.zeros(len(gp.values), dtype=np.int64)
+        first_line[cand_codes[~repeat]] = lines[candidates[~repeat]]
         dup = np.zeros(n, dtype=bool)
         dup[candidates[repeat]] = True
-        msgs = np.full(n, "", dtype=object)
-        msgs[dup] = [f"accrual id already used on line {first_line[g]}" for g in gp[dup]]
-        reject(dup, GUESTPOINTSID_DUPLICATE, "guestpointsid", msgs, raw("guestpointsid"))
-    del candidates, repeat
 
-    ok = reason == None  # noqa: E711
-    rejects = pd.DataFrame({
-        "stage": STAGE,
-        "file": source_file,
-        "line": lines[~ok],
-        "record_key": user_id[~ok],
-        "column": column[~ok],
-        "reason_code": reason[~ok],
-        "message": message[~ok],
-        "value": value[~ok],
-    }, columns=list(REJECT_COLUMNS))
-    rejects["line"] = rejects["line"].astype(np.int64)
-    del reason, column, message, value
+        def dup_message(rows: np.ndarray) -> np.ndarray:
+            return np.asarray([f"accrual id already used on line {x}" for x in first_line[gp.codes[rows]].tolist()],
+                              dtype=object)
 
-    def kept(name: str) -> np.ndarray:
-        """The accepted rows of a stripped column; the full column is dropped once taken."""
-        out = col(name)[ok]
-        del stripped[name]
-        return out
+        reject(dup, GUESTPOINTSID_DUPLICATE, "guestpointsid", dup_message, raw("guestpointsid"))
+    del candidates, cand_codes, repeat
 
-    accrual_center, payment_center = kept("accrual_center"), kept("payment_center")
+    ok = reason == 0
+    rejects = _rejects(reason, checks, lines, user_id, source_file)
+    del reason
+    keep = None if ok.all() else ok  # all accepted: the entries share the frame's codes
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if keep is None else values[keep]
+
+    acc_ok = kept(is_accrual)
     data: dict[str, object] = {
-        "line": lines[ok],
-        "user_id": kept("user_id"),
-        "kind": np.asarray([REDEMPTION, ACCRUAL], dtype=object)[is_accrual[ok].astype(np.int8)],
-        "guestpointsid": kept("guestpointsid"),
-        "points": decimals[ok],
-        "points_units": units[ok],
+        "line": kept(lines),
+        "user_id": user_id.categorical(keep),
+        "kind": pd.Categorical.from_codes((~acc_ok).astype(np.int8), categories=[ACCRUAL, REDEMPTION]),
+        "guestpointsid": gp.categorical(keep),
+        "points": pd.Series(kept(points.per_row(p_dec)), dtype=object, copy=False),
+        "points_units": kept(units),
     }
-    for field, prefix in (("action_date", "action_at"), ("effective_start", "effective_start"),
-                          ("effective_end", "effective_end")):
-        instants = utc.pop(field)[ok]
-        data[f"{prefix}_raw"] = _text_or_empty(raw(field)[ok])
-        data[f"{prefix}_utc"] = iso_utc_strings(instants)
-        data[f"{prefix}_ts"] = utc_us_to_timestamps(instants)
+    del units
+    instants = {field: kept(utc.pop(field)) for field in DATE_FIELDS}
+    iso = _iso_categoricals(list(instants.values()))
+    for (field, prefix), iso_column in zip((("action_date", "action_at"), ("effective_start", "effective_start"),
+                                            ("effective_end", "effective_end")), iso):
+        data[f"{prefix}_raw"] = raw(field).categorical(keep)
+        data[f"{prefix}_utc"] = iso_column
+        data[f"{prefix}_ts"] = utc_us_to_timestamps(instants.pop(field))
+    accrual_center, payment_center = col("accrual_center"), col("payment_center")
     data.update({
-        "program": kept("program"),
-        "center": np.where(is_accrual[ok], accrual_center, payment_center),
-        "accrual_center": accrual_center,
-        "payment_center": payment_center,
-        "minutes_to_add": pd.array(minutes[ok], dtype="Int64"),
+        "program": col("program").categorical(keep),
+        "center": _either(acc_ok, accrual_center, payment_center, keep),
+        "accrual_center": accrual_center.categorical(keep),
+        "payment_center": payment_center.categorical(keep),
+        "minutes_to_add": pd.array(kept(minutes), dtype="Int64"),
     })
     for name in ("action_name", "previous_tier", "current_tier", "accrual_tier", "invoice_id", "invoice_no"):
-        data[name] = kept(name)
-    entries = pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if _is_text(k, v) else v
-                            for k, v in data.items()}, columns=list(ENTRY_COLUMNS), copy=False)
-    del data
-    # one column at a time, so only one extra column is alive during the conversion
-    for name in ENTRY_COLUMNS:
-        if name != "points" and entries[name].dtype == object:
-            entries[name] = entries[name].astype("str")
+        data[name] = col(name).categorical(keep)
+    entries = pd.DataFrame(data, columns=list(ENTRY_COLUMNS), copy=False)
     return LedgerParse(entries=entries, rejects=rejects, rows_read=n, source_file=source_file, timezone=timezone)
 
 
-def _is_text(name: str, values: object) -> bool:
-    return name != "points" and isinstance(values, np.ndarray) and values.dtype == object
+def _rejects(reason: np.ndarray, checks: list[_Check], lines: np.ndarray, user_id: _Text,
+             source_file: str) -> pd.DataFrame:
+    rows = np.flatnonzero(reason)
+    which = reason[rows]
+    column = np.full(len(rows), "", dtype=object)
+    code = np.full(len(rows), "", dtype=object)
+    message = np.full(len(rows), "", dtype=object)
+    value = np.full(len(rows), "", dtype=object)
+    for k, check in enumerate(checks, start=1):
+        sel = which == k
+        column[sel] = check.column
+        code[sel] = check.code
+        message[sel] = check.message if isinstance(check.message, str) else check.message(rows[sel])
+        if check.cells is not None:
+            value[sel] = check.cells.rows(rows[sel])
+    rejects = pd.DataFrame({
+        "stage": STAGE,
+        "file": source_file,
+        "line": lines[rows],
+        "record_key": user_id.rows(rows),
+        "column": column,
+        "reason_code": code,
+        "message": message,
+        "value": value,
+    }, columns=list(REJECT_COLUMNS))
+    rejects["line"] = rejects["line"].astype(np.int64)
+    return rejects
 
 
-def _strip(values: np.ndarray) -> np.ndarray:
-    """str.strip per cell; a missing cell (NaN/None) becomes ""."""
-    return np.frompyfunc(lambda v: v.strip() if isinstance(v, str) else "", 1, 1)(values).astype(object, copy=False)
+def _either(first: np.ndarray, a: _Text, b: _Text, keep: np.ndarray | None) -> pd.Categorical:
+    """``a`` where ``first`` (already kept), else ``b``, as one Categorical."""
+    if a.key == b.key:
+        return pd.Categorical.from_codes(np.where(first, a.categorical(keep).codes, b.categorical(keep).codes),
+                                         dtype=a.dtype, validate=False)
+    merged, values = pd.factorize(np.concatenate([a.values, b.values]))
+    a_codes = merged[:len(a.values)].astype(np.int32)[a.codes if keep is None else a.codes[keep]]
+    b_codes = merged[len(a.values):].astype(np.int32)[b.codes if keep is None else b.codes[keep]]
+    return pd.Categorical.from_codes(np.where(first, a_codes, b_codes), dtype=_categories_dtype(values),
+                                     validate=False)
 
 
-def _text_or_empty(values: np.ndarray) -> np.ndarray:
-    return np.frompyfunc(lambda v: v if isinstance(v, str) else "", 1, 1)(values).astype(object, copy=False)
-
-
-def _parse_points(text: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Decimal, int64 micro-points, reason code and message per row.
-
-    Each distinct text is parsed once: ledgers repeat a few thousand values over millions of rows,
-    and the rows then share one ``Decimal`` object per value.
-    """
-    codes, uniques = pd.factorize(text)
-    k = len(uniques)
+def _parse_points(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct text: Decimal, int64 micro-points, check (0 ok, 1 POINTS_INVALID, 2 POINTS_PRECISION)
+    and message. Ledgers repeat a few thousand values over millions of rows, and the rows then
+    share one ``Decimal`` object per value."""
+    k = len(values)
     u_dec = np.full(k, None, dtype=object)
     u_units = np.zeros(k, dtype=np.int64)
-    u_code = np.full(k, None, dtype=object)
+    u_code = np.zeros(k, dtype=np.int8)
     u_msg = np.full(k, "", dtype=object)
     quantum = Decimal(1).scaleb(-POINTS_SCALE)
-    for i, t in enumerate(uniques):
+    for i, t in enumerate(values):
         if t == "":
-            u_code[i], u_msg[i] = POINTS_INVALID, "points are empty"
+            u_code[i], u_msg[i] = 1, "points are empty"
             continue
         try:
             d = parse_decimal(t)
         except ValueError:
-            u_code[i], u_msg[i] = POINTS_INVALID, "not a number"
+            u_code[i], u_msg[i] = 1, "not a number"
             continue
         if not d.is_finite():
-            u_code[i], u_msg[i] = POINTS_INVALID, "not a finite number"
+            u_code[i], u_msg[i] = 1, "not a finite number"
         elif abs(d) > MAX_POINTS_PER_ROW:
-            u_code[i], u_msg[i] = POINTS_INVALID, f"beyond {MAX_POINTS_PER_ROW:,} points"
+            u_code[i], u_msg[i] = 1, f"beyond {MAX_POINTS_PER_ROW:,} points"
         elif d != d.quantize(quantum):  # float noise included: see the module docstring
-            u_code[i], u_msg[i] = POINTS_PRECISION, f"more than {POINTS_SCALE} decimals"
+            u_code[i], u_msg[i] = 2, f"more than {POINTS_SCALE} decimals"
         else:
             u_dec[i] = d
             u_units[i] = int(d.scaleb(POINTS_SCALE))
-    if len(codes) == 0:
-        return (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64),
-                np.zeros(0, dtype=object), np.zeros(0, dtype=object))
-    return u_dec[codes], u_units[codes], u_code[codes], u_msg[codes]
+    return u_dec, u_units, u_code, u_msg
 
 
-def _row_minutes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's own center offset in minutes (NaN = none given) and a mask of unusable values."""
-    codes, uniques = pd.factorize(raw)
-    num = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float, copy=True)
-    empty = np.asarray([u == "" for u in uniques], dtype=bool)
+def _minutes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct text: the center offset in minutes (NaN = none given) and whether it is unusable."""
+    num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float, copy=True)
+    empty = np.asarray([u == "" for u in values], dtype=bool)
     bad = ~empty & (np.isnan(num) | (num != np.round(num)) | (np.abs(num) > MAX_MINUTES_TO_ADD))
     num[empty | bad] = np.nan
-    if len(codes) == 0:
-        return np.zeros(0, dtype=float), np.zeros(0, dtype=bool)
-    return num[codes], bad[codes]
+    return num, bad
 
 
-def _to_utc_us(text: np.ndarray, minutes: np.ndarray, tz: str, date_format: str | None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """UTC microseconds since the epoch per row (NaT where empty or bad) and the mask of bad values."""
-    n = len(text)
-    nat = np.iinfo(np.int64).min
-    codes, uniques = pd.factorize(text)
-    uniq = pd.Series(uniques, dtype=object)
-    local_us = np.full(len(uniq), nat, dtype=np.int64)   # naive local wall time
-    instant_us = np.full(len(uniq), nat, dtype=np.int64)  # values that carried their own offset
-    nonempty = (uniq != "").to_numpy(dtype=bool)
-    if date_format is None:
-        has_offset = nonempty & uniq.map(lambda s: bool(_OFFSET_RE.search(s))).to_numpy(dtype=bool)
-        naive = nonempty & ~has_offset
-        if naive.any():
-            parsed = pd.to_datetime(uniq[naive], format="ISO8601", errors="coerce")
-            local_us[naive] = _as_us(parsed)
-        if has_offset.any():
-            parsed = pd.to_datetime(uniq[has_offset], format="ISO8601", errors="coerce", utc=True)
-            instant_us[has_offset] = _as_us(parsed.dt.tz_localize(None))
-    elif nonempty.any():
-        parsed = pd.to_datetime(uniq[nonempty], format=date_format, errors="coerce")
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            instant_us[nonempty] = _as_us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
-        else:
-            local_us[nonempty] = _as_us(parsed)
-    bad_u = nonempty & (local_us == nat) & (instant_us == nat)
+class _Dates:
+    """Distinct date texts parsed once: naive local time or an instant of their own, per value.
 
-    # The source timezone is applied once per distinct local value; rows with minutes use those.
-    zoned_us = _localize(local_us, tz)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    row_local = local_us[codes]
-    has_minutes = ~np.isnan(minutes)
-    shift = np.where(has_minutes, minutes, 0).astype(np.int64) * 60_000_000
-    out = np.where(has_minutes & (row_local != nat), row_local - shift, zoned_us[codes])
-    out = np.where(instant_us[codes] != nat, instant_us[codes], out)
-    return out, bad_u[codes]
+    The source timezone is applied once per distinct local value, and only to values some row
+    needs it for (rows with a center's minutes use those instead).
+    """
+
+    def __init__(self, values: np.ndarray, date_format: str | None, tz: str) -> None:
+        self.tz = tz
+        k = len(values)
+        self.local = np.full(k, _NAT, dtype=np.int64)    # naive local wall time
+        self.instant = np.full(k, _NAT, dtype=np.int64)  # values that carried their own offset
+        uniq = pd.Series(values, dtype=object)
+        nonempty = np.fromiter(map(bool, values), dtype=bool, count=k)
+        if date_format is None:
+            has_offset = nonempty & _has_offset(values)
+            naive = nonempty & ~has_offset
+            if naive.any():
+                self.local[naive] = _as_us(pd.to_datetime(uniq[naive], format="ISO8601", errors="coerce"))
+            if has_offset.any():
+                parsed = pd.to_datetime(uniq[has_offset], format="ISO8601", errors="coerce", utc=True)
+                self.instant[has_offset] = _as_us(parsed.dt.tz_localize(None))
+        elif nonempty.any():
+            parsed = pd.to_datetime(uniq[nonempty], format=date_format, errors="coerce")
+            if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+                self.instant[nonempty] = _as_us(parsed.dt.tz_convert("UTC").dt.tz_localize(None))
+            else:
+                self.local[nonempty] = _as_us(parsed)
+        self.bad = nonempty & (self.local == _NAT) & (self.instant == _NAT)
+        self.zoned = np.full(k, _NAT, dtype=np.int64)
+        self.zoned_done = np.zeros(k, dtype=bool)
+
+    def utc_us(self, codes: np.ndarray, has_minutes: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """UTC microseconds per row (NaT where empty or bad)."""
+        need = np.zeros(len(self.local), dtype=bool)
+        need[codes[~has_minutes]] = True
+        need &= ~self.zoned_done & (self.local != _NAT)
+        if need.any():
+            self.zoned[need] = _localize(self.local[need], self.tz)
+        self.zoned_done |= need
+        row_local = self.local[codes]
+        out = np.where(has_minutes & (row_local != _NAT), row_local - shift, self.zoned[codes])
+        del row_local
+        instant = self.instant[codes]
+        return np.where(instant != _NAT, instant, out)
+
+
+def _has_offset(values: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Per value: ends with an explicit offset (``_OFFSET_RE``). Values are searched joined, a chunk
+    at a time, and one by one only in a chunk where the joined search finds something."""
+    out = np.zeros(len(values), dtype=bool)
+    for lo in range(0, len(values), chunk):
+        part = values[lo:lo + chunk]
+        if _OFFSET_ANY.search("\n".join(part)):
+            out[lo:lo + chunk] = [bool(_OFFSET_RE.search(s)) for s in part]
+    return out
+
+
+def _iso_categoricals(columns: list[np.ndarray]) -> list[pd.Categorical]:
+    """UTC microsecond columns (NaT = none) as Categoricals of ISO strings sharing one set of
+    categories, in time order ("" first): each distinct instant is formatted once."""
+    instants = np.unique(np.concatenate(columns)) if columns else np.zeros(0, dtype=np.int64)
+    if not len(instants) or instants[0] != _NAT:
+        instants = np.concatenate([np.asarray([_NAT], dtype=np.int64), instants])
+    dtype = _categories_dtype(_iso_text(instants))
+    return [pd.Categorical.from_codes(np.searchsorted(instants, c).astype(np.int32), dtype=dtype, validate=False)
+            for c in columns]
 
 
 def _as_us(values: pd.Series) -> np.ndarray:
@@ -378,9 +726,8 @@ def _as_us(values: pd.Series) -> np.ndarray:
 
 def _localize(local_us: np.ndarray, tz: str) -> np.ndarray:
     """Naive local microseconds -> UTC microseconds in zone ``tz``, resolving like zoneinfo (fold=0)."""
-    nat = np.iinfo(np.int64).min
-    out = np.full(len(local_us), nat, dtype=np.int64)
-    valid = local_us != nat
+    out = np.full(len(local_us), _NAT, dtype=np.int64)
+    valid = local_us != _NAT
     if not valid.any():
         return out
     naive = pd.DatetimeIndex(local_us[valid].view("datetime64[us]"))
@@ -388,7 +735,7 @@ def _localize(local_us: np.ndarray, tz: str) -> np.ndarray:
     res = aware.tz_convert("UTC").tz_localize(None).as_unit("us").asi8.copy()
     # Gaps and folds (a few rows a year) get zoneinfo's own answer, which is the documented rule.
     zone = ZoneInfo(tz)
-    for j in np.flatnonzero(res == nat):
+    for j in np.flatnonzero(res == _NAT):
         local = naive[j].to_pydatetime().replace(tzinfo=zone, fold=0)
         utc = local.astimezone(dt_timezone.utc).replace(tzinfo=None)
         res[j] = _py_us(utc)
@@ -406,17 +753,24 @@ def iso_utc_strings(utc_us: np.ndarray) -> np.ndarray:
 
     Each distinct instant is formatted once and the rows share the string.
     """
-    nat = np.iinfo(np.int64).min
-    codes, uniques = pd.factorize(utc_us)
-    text = np.full(len(uniques), "", dtype=object)
-    real = uniques != nat
-    whole = real & (uniques % 1_000_000 == 0)
-    # fractions of a second are written only where there are some, as datetime.isoformat does
-    for sel, unit in ((whole, "s"), (real & ~whole, "us")):
-        if sel.any():
-            stamps = uniques[sel].view("datetime64[us]")
-            text[sel] = np.char.add(np.datetime_as_string(stamps, unit=unit), "+00:00").astype(object)
-    return text[codes] if len(codes) else np.zeros(0, dtype=object)
+    codes, uniques = pd.factorize(np.asarray(utc_us, dtype=np.int64))
+    return _iso_text(uniques)[codes] if len(codes) else np.zeros(0, dtype=object)
+
+
+def _iso_text(utc_us: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """One ISO string per value, formatted a chunk at a time (numpy's fixed-width text takes
+    four bytes a character)."""
+    text = np.full(len(utc_us), "", dtype=object)
+    for lo in range(0, len(utc_us), chunk):
+        part, out = utc_us[lo:lo + chunk], text[lo:lo + chunk]
+        real = part != _NAT
+        whole = real & (part % 1_000_000 == 0)
+        # fractions of a second are written only where there are some, as datetime.isoformat does
+        for sel, unit in ((whole, "s"), (real & ~whole, "us")):
+            if sel.any():
+                stamps = part[sel].view("datetime64[us]")
+                out[sel] = np.char.add(np.datetime_as_string(stamps, unit=unit), "+00:00").astype(object)
+    return text
 
 
 def utc_us_to_timestamps(utc_us: np.ndarray) -> pd.DatetimeIndex:

@@ -18,10 +18,10 @@ own bookkeeping), per member, per accrual center, per program and in total.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -60,10 +60,11 @@ from loyalty_toolkit.targets.ol_transfers import write_transfers_json, write_tra
 JSON_NAME, XML_NAME, HARAVAN_NAME = "unit_transfers.json", "unit_transfers.xml", "opening_balances.csv"
 _STALE = re.compile(r"unit_transfers(_[0-9]{4})?\.(json|xml)")
 _TRANSFER_ID = re.compile(r"^transfer ([^;]+);")
+_WHOLE = re.compile(r"[1-9][0-9]*")
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
 OUTPUT_COLUMNS = ("output", "unit", "files", "rows_expected", "rows_written", "total_expected", "total_written",
-                  "bad_values", "duplicate_ids")
+                  "bad_values", "duplicate_ids", "problem")
 RECONCILE_UNITS = ("owed_ledger", "owed_lots", "transfers", "unallocated", "deficit")
 
 
@@ -102,7 +103,8 @@ class TransfersOutcome:
         adding = tr.transfers["type"] == ADDING
         opening = Decimal(self.opening.points_total) if self.opening is not None else Decimal(0)
         unmatched = Decimal(int(self.unmatched["points"].sum())) if len(self.unmatched) else Decimal(0)
-        transferred = Decimal(int(tr.transfers.loc[adding, "points"].sum()) - int(tr.transfers.loc[~adding, "points"].sum()))
+        transferred = Decimal(int(tr.transfers.loc[adding, "points"].sum())
+                              - int(tr.transfers.loc[~adding, "points"].sum()))
         residue = _dec(int(np.where(rows["type"] == SPENDING, -1, 1) @ rows["residue_units"].to_numpy(np.int64))
                        if len(rows) else 0)
         rejected = _dec(int(tr.rejects["points_units"].sum()))
@@ -277,16 +279,20 @@ def run(ctx: StageContext) -> TransfersOutcome:
     if "json" in tcfg.formats:
         written = write_transfers_json(result.transfers, ol_dir / JSON_NAME)
         files += written
-        outputs.append(_read_back_json(written, result.transfers))
+        outputs.append(_output_row(f"openloyalty/{JSON_NAME}", "points", written, _expected(result.transfers),
+                                   _json_items(written)))
     if "xml" in tcfg.formats:
         written = write_transfers_xml(result.transfers, ol_dir / XML_NAME)
         files += written
-        outputs.append(_read_back_xml(written, result.transfers))
+        outputs.append(_output_row(f"openloyalty/{XML_NAME}", "points", written, _expected(result.transfers),
+                                   _xml_items(written)))
     if opening is not None:
         path = write_opening_balances(opening.balances, ctx.output_dir("haravan") / HARAVAN_NAME,
                                       phone_column="phone_raw", email_column="email")
         files.append(path)
-        outputs.append(_read_back_haravan(path, opening.balances))
+        revenue = int(sum(opening.balances["opening_revenue"].tolist(), Decimal(0)))
+        outputs.append(_output_row(f"haravan/{HARAVAN_NAME}", "VND", [path], (len(opening.balances), revenue),
+                                   _haravan_items(path)))
 
     produced = produced_per_member(result, o_lots)
     by_member = reconcile(entries, lots, transfers=produced)
@@ -500,58 +506,90 @@ def _expected(transfers: pd.DataFrame) -> tuple[int, int]:
     return len(transfers), int(sign @ transfers["points"].to_numpy(np.int64)) if len(transfers) else 0
 
 
-def _output_row(name: str, unit: str, files: list[Path], expected_rows: int, expected_total: int, items: list,
-                ) -> dict:
-    """items: (transfer id or key, signed total or None when the value is not a whole number > 0)."""
-    ids = [i for i, _ in items]
-    return {"output": name, "unit": unit, "files": len(files), "rows_expected": expected_rows,
-            "rows_written": len(items), "total_expected": expected_total,
-            "total_written": sum(v for _, v in items if v is not None),
-            "bad_values": sum(v is None for _, v in items), "duplicate_ids": len(ids) - len(set(ids))}
+def _output_row(name: str, unit: str, files: list[Path], expected: tuple[int, int],
+                items: Iterator[tuple[str, int | None]]) -> dict:
+    """Recount a written file: ``items`` (a generator reading it back) yields (transfer id or key,
+    signed amount, or None when the amount is not a whole number > 0). A file that cannot be read
+    back counts as one bad value and names the cause in ``problem``: the gate fails, the stage does
+    not crash."""
+    ids, total, bad, problem = [], 0, 0, ""
+    try:
+        for key, value in items:
+            ids.append(key)
+            if value is None:
+                bad += 1
+            else:
+                total += value
+    except (ValueError, ET.ParseError, csv.Error, UnicodeDecodeError, OSError) as exc:
+        bad, problem = bad + 1, f"{type(exc).__name__}: {exc}"[:300]
+    return {"output": name, "unit": unit, "files": len(files), "rows_expected": expected[0],
+            "rows_written": len(ids), "total_expected": expected[1], "total_written": total, "bad_values": bad,
+            "duplicate_ids": len(ids) - len(set(ids)), "problem": problem}
 
 
-def _read_back_json(paths: list[Path], transfers: pd.DataFrame) -> dict:
-    items = []
+def json_list(path: Path) -> Iterator[dict]:
+    """The objects of a JSON array written one object a line, as ``ol_transfers`` writes it, streamed
+    (a file of millions of transfers is never held as one Python list). Raises ValueError when the
+    file is not such an array: each line must parse, commas must separate the items, ``]`` close it."""
+    with open(path, encoding="utf-8") as fh:
+        if fh.readline().strip() != "[":
+            raise ValueError(f"{path.name} is not a JSON list")
+        closed, comma, last = False, False, None
+        for line in fh:
+            text = line.strip()
+            if text == "]":
+                closed = True
+                break
+            if last is not None:
+                raise ValueError(f"{path.name}: a comma is missing after {last[:60]!r}")
+            comma = text.endswith(",")
+            item = json.loads(text[:-1] if comma else text)
+            if not isinstance(item, dict):
+                raise ValueError(f"{path.name}: an item is not an object")
+            if not comma:
+                last = text
+            yield item
+        if comma:
+            raise ValueError(f"{path.name}: a comma before the closing ]")
+        if not closed or fh.read().strip():
+            raise ValueError(f"{path.name} is not a closed JSON list")
+
+
+def _json_items(paths: list[Path]) -> Iterator[tuple[str, int | None]]:
     for p in paths:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise ValueError(f"{p.name} is not a JSON list")
-        for it in data:
+        for it in json_list(p):
             units = it.get("units")
             ok = isinstance(units, int) and not isinstance(units, bool) and units > 0
             m = _TRANSFER_ID.match(str(it.get("comment", "")))
-            sign = -1 if it.get("type") == SPENDING else 1
-            items.append((m.group(1) if m else "", sign * units if ok else None))
-    n, total = _expected(transfers)
-    return _output_row(f"openloyalty/{JSON_NAME}", "points", paths, n, total, items)
+            yield (m.group(1) if m else "", (-1 if it.get("type") == SPENDING else 1) * units if ok else None)
 
 
-def _read_back_xml(paths: list[Path], transfers: pd.DataFrame) -> dict:
-    items = []
+def _xml_items(paths: list[Path]) -> Iterator[tuple[str, int | None]]:
     for p in paths:
-        root = ET.parse(p).getroot()  # raises on a file that is not well-formed
-        for node in root.findall("pointsTransfer"):
-            text = (node.findtext("points") or "").strip()
-            ok = re.fullmatch(r"[1-9][0-9]*", text) is not None
-            m = _TRANSFER_ID.match(node.findtext("comment") or "")
-            sign = -1 if (node.findtext("type") or "") == SPENDING else 1
-            items.append((m.group(1) if m else "", sign * int(text) if ok else None))
-    n, total = _expected(transfers)
-    return _output_row(f"openloyalty/{XML_NAME}", "points", paths, n, total, items)
+        # streamed, raising on a file that is not well-formed; read transfers are dropped from the root
+        events = ET.iterparse(p, events=("start", "end"))
+        _, root = next(events)
+        for event, node in events:
+            if event != "end" or node.tag != "pointsTransfer":
+                continue
+            fields = {child.tag: (child.text or "").strip() for child in node}
+            root.clear()
+            text = fields.get("points", "")
+            m = _TRANSFER_ID.match(fields.get("comment", ""))
+            sign = -1 if fields.get("type") == SPENDING else 1
+            yield (m.group(1) if m else "", sign * int(text) if _WHOLE.fullmatch(text) else None)
 
 
-def _read_back_haravan(path: Path, balances: pd.DataFrame) -> dict:
+def _haravan_items(path: Path) -> Iterator[tuple[str, int | None]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = (rows[0], rows[1:]) if rows else ([], [])
-    items = []
-    for r in body:
-        rec = dict(zip(header, r))
-        ok = (tuple(header) == HARAVAN_HEADER and rec.get("phone") and rec.get("email")
-              and re.fullmatch(r"[0-9]+", rec.get("DTDauKy", "")) and re.fullmatch(r"[0-9]+", rec.get("DTTichLuy", "")))
-        items.append((f"{rec.get('phone')}|{rec.get('email')}", int(rec["DTDauKy"]) if ok else None))
-    expected = int(sum(balances["opening_revenue"].tolist(), Decimal(0)))
-    return _output_row(f"haravan/{HARAVAN_NAME}", "VND", [path], len(balances), expected, items)
+        reader = csv.reader(fh)
+        header = tuple(next(reader, ()))
+        for r in reader:
+            rec = dict(zip(header, r))
+            amounts = (rec.get("DTDauKy", ""), rec.get("DTTichLuy", ""))
+            ok = (header == HARAVAN_HEADER and rec.get("phone") and rec.get("email")
+                  and all(a.isascii() and a.isdigit() for a in amounts))
+            yield (f"{rec.get('phone')}|{rec.get('email')}", int(amounts[0]) if ok else None)
 
 
 # -- gate and commit ---------------------------------------------------------------------------

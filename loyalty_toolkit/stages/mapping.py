@@ -230,12 +230,19 @@ def _lookup(keys: pd.Series, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _phone_email(table: pd.DataFrame, phone: np.ndarray, email: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def match_phone_email(table: pd.DataFrame, phone: np.ndarray, email: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """Rows of ``table`` named by phone AND email together (seed 003: both must be right).
+
+    ``table`` holds the members' ``phone`` (E.164) and ``email_key`` columns; ``phone``, ``email``
+    and ``raw`` are aligned arrays of references: the phone as read in the migration's default
+    region, the email key and the phone as written. Returns, per reference, the position of the one
+    member whose pair it is, -1 none (or an empty phone or email), -2 several.
 
     A phone written in national format was read in the migration's default region; when that
     finds nobody, it is read again in the region of the members the email names (a Vietnamese
-    0912... in a French-default migration), and still must equal the member's phone.
+    0912... in a French-default migration), and still must equal the member's phone. Stage 02
+    resolves opening-balance references with it; stage 03 (``s03_transfers.member_phones``) reads
+    the opening rows' phones the same way, so the two stages agree.
     """
     pair = pd.Series(table["phone"].to_numpy(dtype=object) + _SEP + table["email_key"].to_numpy(dtype=object))
     pair[(table["phone"] == "").to_numpy() | (table["email_key"] == "").to_numpy()] = ""
@@ -287,7 +294,7 @@ def _member_positions(refs: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
                 return np.asarray(refs[name].iloc[sel].astype(object).fillna(""), dtype=object)
             phone = np.where(blank, "", np.append(uniques, "")[codes]).astype(object)
             email, raw = column("ref_value2"), column("ref_raw")
-            pos = _phone_email(table, phone, email, raw)
+            pos = match_phone_email(table, phone, email, raw)
             blank = (blank & (raw == "")) | (email == "")
         elif kind in REF_KEYS:
             pos = _lookup(table[REF_KEYS[kind]], uniques)[codes] if len(uniques) else np.full(len(sel), -1)

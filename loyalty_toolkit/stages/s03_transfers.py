@@ -11,17 +11,14 @@ into unit transfers and writes, pending the gate:
 
 The gate proves the points owed before = after, tolerance zero, computed independently: the ledger
 summed straight from its entries, the lots left by the lot engine, and the transfer side summed
-here from the transfer rows themselves (never from ``TransferResult.per_member``, the engine's
-own bookkeeping), per member, per accrual center, per program and in total.
+from the transfer rows themselves (never from ``TransferResult.per_member``, the engine's own
+bookkeeping), per member, per accrual center, per program and in total. The gate's tables are
+built in ``stages/transfers_checks.py``; the files are written and read back from disk for
+recounting in ``stages/transfers_outputs.py``; the notebook's tables are ``stages/transfers_view.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -34,38 +31,43 @@ from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources import ledger as ledger_source
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger import parse_ledger, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
-from loyalty_toolkit.stages.mapping import _phone_email
+from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.reconcile import reconcile, reconcile_by, roll_forward
 from loyalty_toolkit.stages.transfers import (
     ADDING,
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
-    OPENING_SOURCE,
     SPENDING,
     UNMATCHED_COLUMNS,
     TransferResult,
     build_transfers,
     opening_lots,
 )
-from loyalty_toolkit.targets.haravan import HEADER as HARAVAN_HEADER
-from loyalty_toolkit.targets.haravan import write_opening_balances
-from loyalty_toolkit.targets.ol_transfers import write_transfers_json, write_transfers_xml
+from loyalty_toolkit.stages.transfers_checks import (
+    fallbacks_check,
+    lots_check,
+    opening_check,
+    produced_per_member,
+    reconciliation_check,
+    roll_forward_check,
+    totals_check,
+    transfer_side,
+)
+from loyalty_toolkit.stages.transfers_outputs import (
+    OUTPUT_COLUMNS,
+    stale_files,
+    write_haravan_file,
+    write_transfer_files,
+)
 
-JSON_NAME, XML_NAME, HARAVAN_NAME = "unit_transfers.json", "unit_transfers.xml", "opening_balances.csv"
-_STALE = re.compile(r"unit_transfers(_[0-9]{4})?\.(json|xml)")
-_TRANSFER_ID = re.compile(r"^transfer ([^;]+);")
-_WHOLE = re.compile(r"[1-9][0-9]*")
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
-OUTPUT_COLUMNS = ("output", "unit", "files", "rows_expected", "rows_written", "total_expected", "total_written",
-                  "bad_values", "duplicate_ids", "problem")
-RECONCILE_UNITS = ("owed_ledger", "owed_lots", "transfers", "unallocated", "deficit")
 
 
 @dataclass
@@ -273,26 +275,11 @@ def run(ctx: StageContext) -> TransfersOutcome:
                            src.column_map()["points"])
     ctx.write_rejects(rejects)
 
-    ol_dir = ctx.output_dir("openloyalty")
-    files: list[Path] = []
-    outputs = []
-    if "json" in tcfg.formats:
-        written = write_transfers_json(result.transfers, ol_dir / JSON_NAME)
-        files += written
-        outputs.append(_output_row(f"openloyalty/{JSON_NAME}", "points", written, _expected(result.transfers),
-                                   _json_items(written)))
-    if "xml" in tcfg.formats:
-        written = write_transfers_xml(result.transfers, ol_dir / XML_NAME)
-        files += written
-        outputs.append(_output_row(f"openloyalty/{XML_NAME}", "points", written, _expected(result.transfers),
-                                   _xml_items(written)))
+    files, outputs = write_transfer_files(result.transfers, ctx.output_dir("openloyalty"), tcfg.formats)
     if opening is not None:
-        path = write_opening_balances(opening.balances, ctx.output_dir("haravan") / HARAVAN_NAME,
-                                      phone_column="phone_raw", email_column="email")
+        path, row = write_haravan_file(opening.balances, ctx.output_dir("haravan"))
         files.append(path)
-        revenue = int(sum(opening.balances["opening_revenue"].tolist(), Decimal(0)))
-        outputs.append(_output_row(f"haravan/{HARAVAN_NAME}", "VND", [path], (len(opening.balances), revenue),
-                                   _haravan_items(path)))
+        outputs.append(row)
 
     produced = produced_per_member(result, o_lots)
     by_member = reconcile(entries, lots, transfers=produced)
@@ -352,8 +339,8 @@ def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.Dat
     if balances.empty:
         return balances, 0
     table = pd.DataFrame({"phone": text_column(members, "phone"), "email_key": text_column(members, "email_key")})
-    pos = _phone_email(table, text_column(balances, "phone"), text_column(balances, "email_key"),
-                       text_column(balances, "phone_raw"))
+    pos = match_phone_email(table, text_column(balances, "phone"), text_column(balances, "email_key"),
+                            text_column(balances, "phone_raw"))
     phones = table["phone"].to_numpy(dtype=object)
     current = text_column(balances, "phone")
     hit = (pos >= 0)
@@ -365,100 +352,6 @@ def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.Dat
     new[hit] = phones[pos[hit]]
     out["phone"] = new
     return out, int(hit.sum())
-
-
-def produced_per_member(result: TransferResult, o_lots: pd.DataFrame) -> pd.DataFrame:
-    """Per member, the ledger points the transfer side accounts for, summed from the rows themselves.
-
-    Emitted and zero-point transfers (points + residue, spending negative), rejected lots and
-    deficits (MEMBER_UNMAPPED) and deficits held for review, minus the member's opening lots (the
-    ledger does not know them). ``TransferResult.per_member`` is not read: a transfer missing from
-    ``transfers`` must show here.
-    """
-    rows = pd.concat([result.transfers, result.zero], ignore_index=True)
-    sign = np.where(rows["type"].to_numpy(dtype=object) == SPENDING, -1, 1)
-    parts = [
-        (text_column(rows, "legacy_id"),
-         sign * (rows["points"].to_numpy(np.int64) * UNITS_PER_POINT + rows["residue_units"].to_numpy(np.int64))),
-        (text_column(result.rejects, "legacy_id"), result.rejects["points_units"].to_numpy(np.int64)),
-        (text_column(result.review, "legacy_id"), -result.review["deficit_units"].to_numpy(np.int64)),
-        (text_column(o_lots, "user_id"), -o_lots["remaining_units"].to_numpy(np.int64)),
-    ]
-    users = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=object)
-    units = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    g = pd.Series(units).groupby(pd.Series(users, dtype=object), sort=True).sum()
-    return pd.DataFrame({"user_id": pd.Series(g.index.to_numpy(dtype=object), dtype=object),
-                         "points_units": g.to_numpy(np.int64)})
-
-
-def transfer_side(all_lots: pd.DataFrame, result: TransferResult, allocations: pd.DataFrame) -> pd.DataFrame:
-    """The transfer side per accrual center and program (columns center, program, points_units).
-
-    Each adding transfer's exact amount is spread over its lots (each lot's remaining, the last
-    ledger lot of the transfer taking whatever the transfer holds beyond them, so a transfer that
-    is off shows at its center); rejected lots count at their own center. A member's deficit as
-    the transfer side carries it (spending transfer, review or MEMBER_UNMAPPED) is spread over the
-    deficit pieces of the member's redemptions, at the redemption's center and program, the last
-    piece taking the rest. Opening lots are left out: they have no ledger center.
-    """
-    lot_ids = pd.Index(text_column(all_lots, "lot_id"), dtype=object)
-    rem = all_lots["remaining_units"].to_numpy(np.int64)
-    center, program = text_column(all_lots, "center"), text_column(all_lots, "program")
-    is_open_lot = text_column(all_lots, "source") == OPENING_SOURCE
-    rows = pd.concat([result.transfers, result.zero], ignore_index=True)
-    spending = rows["type"].to_numpy(dtype=object) == SPENDING
-    exact = rows["points"].to_numpy(np.int64) * UNITS_PER_POINT + rows["residue_units"].to_numpy(np.int64)
-    add = np.flatnonzero(~spending)
-    lists = [s.split(",") if s else [] for s in text_column(rows, "lot_ids")[add].tolist()]
-    t = np.repeat(np.arange(len(add)), [len(x) for x in lists])
-    flat = np.asarray([x for xs in lists for x in xs], dtype=object)
-    pos = lot_ids.get_indexer(flat) if len(flat) else np.zeros(0, dtype=np.int64)
-    opening = np.where(pos >= 0, is_open_lot[np.maximum(pos, 0)], False) if len(pos) else np.zeros(0, bool)
-    order = np.lexsort((~opening, t))  # per transfer, opening lots first: the remainder lands on a ledger lot
-    t, pos, opening = t[order], pos[order], opening[order]
-    amount = np.where(pos >= 0, rem[np.maximum(pos, 0)], 0) if len(pos) else np.zeros(0, np.int64)
-    if len(t):
-        last = np.r_[t[1:] != t[:-1], True]
-        sums = np.zeros(len(add), np.int64)
-        np.add.at(sums, t, amount)
-        amount[last] += exact[add][t[last]] - sums[t[last]]
-    keep = ~opening
-    c = np.where(pos >= 0, center[np.maximum(pos, 0)], "")[keep] if len(pos) else np.zeros(0, dtype=object)
-    p = np.where(pos >= 0, program[np.maximum(pos, 0)], "")[keep] if len(pos) else np.zeros(0, dtype=object)
-    parts = [(c, p, amount[keep])]
-
-    rj = result.rejects
-    rj_lot = text_column(rj, "lot_id")
-    has_lot = rj_lot != ""
-    rpos = lot_ids.get_indexer(rj_lot[has_lot]) if has_lot.any() else np.zeros(0, dtype=np.int64)
-    rkeep = ~np.where(rpos >= 0, is_open_lot[np.maximum(rpos, 0)], False) if len(rpos) else np.zeros(0, bool)
-    parts.append((np.where(rpos >= 0, center[np.maximum(rpos, 0)], "")[rkeep],
-                  np.where(rpos >= 0, program[np.maximum(rpos, 0)], "")[rkeep],
-                  rj["points_units"].to_numpy(np.int64)[has_lot][rkeep]))
-
-    # deficits: the transfer side's amount per member, spread over the lot side's deficit pieces
-    d_user = np.concatenate([text_column(rows, "legacy_id")[spending], text_column(rj, "legacy_id")[~has_lot],
-                             text_column(result.review, "legacy_id")])
-    d_units = np.concatenate([-exact[spending], rj["points_units"].to_numpy(np.int64)[~has_lot],
-                              -result.review["deficit_units"].to_numpy(np.int64)])
-    owed = pd.Series(d_units).groupby(pd.Series(d_user, dtype=object)).sum().to_dict()
-    pieces = allocations[text_column(allocations, "lot_id") == ""]
-    pu, pc, pp = (text_column(pieces, k) for k in ("user_id", "redemption_center", "redemption_program"))
-    pa = -pieces["points_units"].to_numpy(np.int64)
-    if len(pu):
-        order = np.argsort(pu, kind="stable")
-        pu, pc, pp, pa = pu[order], pc[order], pp[order], pa[order].copy()
-        last = np.r_[pu[1:] != pu[:-1], True]
-        sums = pd.Series(pa).groupby(pd.Series(pu, dtype=object)).sum().to_dict()
-        for i in np.flatnonzero(last).tolist():
-            pa[i] += owed.get(pu[i], 0) - sums[pu[i]]
-    parts.append((pc, pp, pa))
-    missing = sorted(set(owed) - set(pu.tolist()))
-    parts.append((np.full(len(missing), "", dtype=object), np.full(len(missing), "", dtype=object),
-                  np.asarray([owed[u] for u in missing], dtype=np.int64)))
-    return pd.DataFrame({"center": pd.Series(np.concatenate([x[0] for x in parts]), dtype=object),
-                         "program": pd.Series(np.concatenate([x[1] for x in parts]), dtype=object),
-                         "points_units": np.concatenate([x[2] for x in parts]).astype(np.int64)})
 
 
 def _all_rejects(ledger_rejects: pd.DataFrame, opening: OpeningParse | None, unmatched: pd.DataFrame,
@@ -498,167 +391,22 @@ def _conservation_row(name, file, rows_read, rows_parsed, accepted, rejected) ->
             "rows_accounted": accepted + rejected}
 
 
-# -- outputs read back -------------------------------------------------------------------------
-
-def _expected(transfers: pd.DataFrame) -> tuple[int, int]:
-    """Transfers the files must hold and their signed points (spending negative)."""
-    sign = np.where(transfers["type"].to_numpy(dtype=object) == SPENDING, -1, 1)
-    return len(transfers), int(sign @ transfers["points"].to_numpy(np.int64)) if len(transfers) else 0
-
-
-def _output_row(name: str, unit: str, files: list[Path], expected: tuple[int, int],
-                items: Iterator[tuple[str, int | None]]) -> dict:
-    """Recount a written file: ``items`` (a generator reading it back) yields (transfer id or key,
-    signed amount, or None when the amount is not a whole number > 0). A file that cannot be read
-    back counts as one bad value and names the cause in ``problem``: the gate fails, the stage does
-    not crash."""
-    ids, total, bad, problem = [], 0, 0, ""
-    try:
-        for key, value in items:
-            ids.append(key)
-            if value is None:
-                bad += 1
-            else:
-                total += value
-    except (ValueError, ET.ParseError, csv.Error, UnicodeDecodeError, OSError) as exc:
-        bad, problem = bad + 1, f"{type(exc).__name__}: {exc}"[:300]
-    return {"output": name, "unit": unit, "files": len(files), "rows_expected": expected[0],
-            "rows_written": len(ids), "total_expected": expected[1], "total_written": total, "bad_values": bad,
-            "duplicate_ids": len(ids) - len(set(ids)), "problem": problem}
-
-
-def json_list(path: Path) -> Iterator[dict]:
-    """The objects of a JSON array written one object a line, as ``ol_transfers`` writes it, streamed
-    (a file of millions of transfers is never held as one Python list). Raises ValueError when the
-    file is not such an array: each line must parse, commas must separate the items, ``]`` close it."""
-    with open(path, encoding="utf-8") as fh:
-        if fh.readline().strip() != "[":
-            raise ValueError(f"{path.name} is not a JSON list")
-        closed, comma, last = False, False, None
-        for line in fh:
-            text = line.strip()
-            if text == "]":
-                closed = True
-                break
-            if last is not None:
-                raise ValueError(f"{path.name}: a comma is missing after {last[:60]!r}")
-            comma = text.endswith(",")
-            item = json.loads(text[:-1] if comma else text)
-            if not isinstance(item, dict):
-                raise ValueError(f"{path.name}: an item is not an object")
-            if not comma:
-                last = text
-            yield item
-        if comma:
-            raise ValueError(f"{path.name}: a comma before the closing ]")
-        if not closed or fh.read().strip():
-            raise ValueError(f"{path.name} is not a closed JSON list")
-
-
-def _json_items(paths: list[Path]) -> Iterator[tuple[str, int | None]]:
-    for p in paths:
-        for it in json_list(p):
-            units = it.get("units")
-            ok = isinstance(units, int) and not isinstance(units, bool) and units > 0
-            m = _TRANSFER_ID.match(str(it.get("comment", "")))
-            yield (m.group(1) if m else "", (-1 if it.get("type") == SPENDING else 1) * units if ok else None)
-
-
-def _xml_items(paths: list[Path]) -> Iterator[tuple[str, int | None]]:
-    for p in paths:
-        # streamed, raising on a file that is not well-formed; read transfers are dropped from the root
-        events = ET.iterparse(p, events=("start", "end"))
-        _, root = next(events)
-        for event, node in events:
-            if event != "end" or node.tag != "pointsTransfer":
-                continue
-            fields = {child.tag: (child.text or "").strip() for child in node}
-            root.clear()
-            text = fields.get("points", "")
-            m = _TRANSFER_ID.match(fields.get("comment", ""))
-            sign = -1 if fields.get("type") == SPENDING else 1
-            yield (m.group(1) if m else "", sign * int(text) if _WHOLE.fullmatch(text) else None)
-
-
-def _haravan_items(path: Path) -> Iterator[tuple[str, int | None]]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = tuple(next(reader, ()))
-        for r in reader:
-            rec = dict(zip(header, r))
-            amounts = (rec.get("DTDauKy", ""), rec.get("DTTichLuy", ""))
-            ok = (header == HARAVAN_HEADER and rec.get("phone") and rec.get("email")
-                  and all(a.isascii() and a.isdigit() for a in amounts))
-            yield (f"{rec.get('phone')}|{rec.get('email')}", int(amounts[0]) if ok else None)
-
-
 # -- gate and commit ---------------------------------------------------------------------------
 
-def _units(values: pd.Series) -> np.ndarray:
-    """Exact int64 micro-points of a Decimal column (the reconciliation's figures)."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
-    u = np.asarray([int(Decimal(v).scaleb(6)) for v in uniques], dtype=np.int64)
-    return u[codes] if len(codes) else np.zeros(0, dtype=np.int64)
-
-
-def _recon_table(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    out = pd.DataFrame({key: frame[key].astype(str)})
-    for name in RECONCILE_UNITS:
-        if name in frame.columns:
-            out[f"{name}_units"] = _units(frame[name])
-    if "transfers_units" not in out.columns:  # no transfer side: the ledger must still tie to the lots
-        out["transfers_units"] = out["owed_ledger_units"]
-    return out
-
-
 def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
-    p = outcome.points()
-    totals = _recon_table(outcome.total, "scope")
-    for k in ("before", "after", "residue", "rejected", "review"):
-        totals[f"{k}_units"] = int(p[k].scaleb(6))
-    rf = outcome.roll_forward
-    roll = pd.DataFrame({"center": rf["center"].astype(str), "program": rf["program"].astype(str),
-                         "closing_units": _units(rf["closing"]),
-                         "movements_units": _units(rf["opening"]) + _units(rf["accrued"]) - _units(rf["redeemed"])
-                         - _units(rf["expired"]),
-                         "lots_units": _units(rf["opening"]) + _units(rf["open"]) + _units(rf["pending"])
-                         - _units(rf["deficit"])})
-    roll["value_difference"] = 0.0
-    if "closing_value" in rf.columns:
-        roll["value_difference"] = [float(c - (o + a - r - e)) for c, o, a, r, e in zip(
-            rf["closing_value"], rf["opening_value"], rf["accrued_value"], rf["redeemed_value"], rf["expired_value"])]
-    al = outcome.all_lots
-    lots = pd.DataFrame({"lot_id": text_column(al, "lot_id"), "status": text_column(al, "status"),
-                         "accrued_units": al["accrued_units"].to_numpy(np.int64),
-                         "accounted_units": al["consumed_units"].to_numpy(np.int64)
-                         + al["remaining_units"].to_numpy(np.int64),
-                         "remaining_units": al["remaining_units"].to_numpy(np.int64)})
-    tr = outcome.result.transfers
-    transfers = tr[["transfer_id", "target_id", "wallet_type_code", "type", "points"]]
-    opening = pd.DataFrame(columns=["rows_accepted", "rows_accounted", "rows_unmatched", "points_accepted",
-                                    "points_accounted", "exact_difference"])
-    if outcome.opening is not None:
-        o = outcome.opening
-        matched = outcome.all_lots[text_column(outcome.all_lots, "source") == OPENING_SOURCE]
-        points_matched = int(matched["accrued_units"].sum()) // UNITS_PER_POINT
-        um = outcome.unmatched
-        opening = pd.DataFrame([{
-            "rows_accepted": len(o.balances), "rows_accounted": len(matched) + len(um), "rows_unmatched": len(um),
-            "points_accepted": o.points_total, "points_accounted": points_matched + int(um["points"].sum()),
-            "exact_difference": float(o.points_exact_total - (o.points_total + o.residue_total))}])
-    fb = outcome.lots.fallbacks
+    """The tables the suites check (``expectations/transfers.*.json``), built by ``transfers_checks``."""
     return {
         "conservation": outcome.conservation,
-        "members": _recon_table(outcome.by_member, "user_id"),
-        "totals": totals,
-        "centers": _recon_table(outcome.by_center, "center"),
-        "programs": _recon_table(outcome.by_program, "program"),
-        "roll_forward": roll,
-        "lots": lots,
-        "transfers": transfers,
+        "members": reconciliation_check(outcome.by_member, "user_id"),
+        "totals": totals_check(outcome.total, outcome.points()),
+        "centers": reconciliation_check(outcome.by_center, "center"),
+        "programs": reconciliation_check(outcome.by_program, "program"),
+        "roll_forward": roll_forward_check(outcome.roll_forward),
+        "lots": lots_check(outcome.all_lots),
+        "transfers": outcome.result.transfers[["transfer_id", "target_id", "wallet_type_code", "type", "points"]],
         "outputs": outcome.outputs,
-        "opening": opening,
-        "fallbacks": fb.loc[fb["method"].isin(FALLBACK_METHODS), ["method", "redemptions"]].reset_index(drop=True),
+        "opening": opening_check(outcome.opening, outcome.all_lots, outcome.unmatched),
+        "fallbacks": fallbacks_check(outcome.lots.fallbacks),
         "rejects": outcome.rejects[["file", "line", "column", "reason_code"]],
     }
 
@@ -693,13 +441,8 @@ def commit(ctx: StageContext, outcome: TransfersOutcome, gate_report) -> None:
     (another format, more parts) or ``output/haravan`` that this run did not write are removed."""
     params = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in outcome.settings.items()}
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params)
-    keep = {p.name for p in outcome.files}
-    out = ctx.run_dir / "output"
-    stale = [p for p in (out / "openloyalty").glob("unit_transfers*") if _STALE.fullmatch(p.name)]
-    stale += list((out / "haravan").glob(HARAVAN_NAME))
-    for p in stale:
-        if p.name not in keep:
-            p.unlink()
+    for p in stale_files(ctx.run_dir / "output", keep={f.name for f in outcome.files}):
+        p.unlink()
 
 
 def _plain(d: Decimal) -> Decimal:

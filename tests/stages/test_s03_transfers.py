@@ -17,7 +17,7 @@ import pytest
 
 from loyalty_toolkit.errors import GateFailed
 from loyalty_toolkit.runner.workspace import prepare_demo
-from loyalty_toolkit.stages import s00_subset, s01_members, s02_mapping, s03_transfers
+from loyalty_toolkit.stages import s00_subset, s01_members, s02_mapping, s03_transfers, transfers_outputs
 from loyalty_toolkit.stages.context import StageContext, open_stage
 from loyalty_toolkit.stages.transfers import TransferResult
 from loyalty_toolkit.store import StagingStore
@@ -232,21 +232,21 @@ def test_written_files_are_recounted_from_disk(tmp_path):
     good = tmp_path / "good.json"
     good.write_text('[\n  {"units": 10, "type": "adding", "comment": "transfer a; lots x"},\n'
                     '  {"units": 20, "type": "adding", "comment": "transfer b; lots y"}\n]\n', encoding="utf-8")
-    row = s03_transfers._output_row("json", "points", [good], expected, s03_transfers._json_items([good]))
+    row = transfers_outputs.output_row("json", "points", [good], expected, transfers_outputs.json_items([good]))
     assert (row["rows_written"], row["total_written"], row["bad_values"], row["duplicate_ids"]) == (2, 30, 0, 0)
 
     fraction = tmp_path / "fraction.json"
     fraction.write_text('[\n  {"units": 10.5, "comment": "transfer a; lots x"},\n'
                         '  {"units": 20, "comment": "transfer a; lots y"}\n]\n', encoding="utf-8")
-    row = s03_transfers._output_row("json", "points", [fraction], expected, s03_transfers._json_items([fraction]))
+    row = transfers_outputs.output_row("json", "points", [fraction], expected, transfers_outputs.json_items([fraction]))
     assert (row["bad_values"], row["duplicate_ids"], row["total_written"]) == (1, 1, 20)
 
     truncated = tmp_path / "truncated.xml"
     truncated.write_text("<pointsTransfers><pointsTransfer><points>10</points></pointsTransfer>", encoding="utf-8")
-    row = s03_transfers._output_row("xml", "points", [truncated], expected, s03_transfers._xml_items([truncated]))
+    row = transfers_outputs.output_row("xml", "points", [truncated], expected, transfers_outputs.xml_items([truncated]))
     assert row["bad_values"] == 1 and row["problem"].startswith("ParseError")
 
     not_a_list = tmp_path / "object.json"
     not_a_list.write_text('{"units": 10}\n', encoding="utf-8")
     with pytest.raises(ValueError):
-        list(s03_transfers.json_list(not_a_list))
+        list(transfers_outputs.json_list(not_a_list))

@@ -218,6 +218,13 @@ class Targets(_Strict):
 ROUNDING_MODES = ("ROUND_DOWN", "ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_UP", "ROUND_FLOOR", "ROUND_CEILING")
 
 
+def _rounding_mode(v: str) -> str:
+    """A ``decimal`` rounding mode by name; the config names it, the stages apply it."""
+    if v not in ROUNDING_MODES:
+        raise ValueError(f"must be one of {', '.join(ROUNDING_MODES)}")
+    return v
+
+
 class OpeningRule(_Strict):
     """How a Haravan opening revenue (DTDauKy) becomes points: ``points`` per ``amount`` of money."""
 
@@ -230,9 +237,7 @@ class OpeningRule(_Strict):
     @field_validator("rounding")
     @classmethod
     def _mode(cls, v: str) -> str:
-        if v not in ROUNDING_MODES:
-            raise ValueError(f"must be one of {', '.join(ROUNDING_MODES)}")
-        return v
+        return _rounding_mode(v)
 
 
 class Transfers(_Strict):
@@ -250,9 +255,7 @@ class Transfers(_Strict):
     @field_validator("rounding")
     @classmethod
     def _mode(cls, v: str) -> str:
-        if v not in ROUNDING_MODES:
-            raise ValueError(f"must be one of {', '.join(ROUNDING_MODES)}")
-        return v
+        return _rounding_mode(v)
 
 
 class Rewards(_Strict):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
@@ -16,34 +15,13 @@ import pandas as pd
 import pytest
 
 from loyalty_toolkit.errors import GateFailed
-from loyalty_toolkit.runner.workspace import prepare_demo
-from loyalty_toolkit.stages import s00_subset, s01_members, s02_mapping, s03_transfers, transfers_outputs
+from loyalty_toolkit.stages import s03_transfers, transfers_outputs
 from loyalty_toolkit.stages.context import StageContext, open_stage
 from loyalty_toolkit.stages.transfers import TransferResult
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"
 OUTPUTS = ("openloyalty/unit_transfers.json", "openloyalty/unit_transfers.xml", "haravan/opening_balances.csv")
-
-
-@pytest.fixture(scope="module")
-def before_transfers(tmp_path_factory) -> Path:
-    """A sample program (200 members, seed 3) with stages 00, 01 and 02 committed in ``runs/t``."""
-    root = tmp_path_factory.mktemp("s03")
-    config = prepare_demo(root, members=200, seed=3)
-    for name, step in (("subset", s00_subset), ("members", s01_members), ("mapping", s02_mapping)):
-        ctx = open_stage(name, str(config), str(root / RUN))
-        outcome = step.run(ctx)
-        step.commit(ctx, outcome, step.gate(ctx, outcome))
-    return root
-
-
-@pytest.fixture
-def program(before_transfers, tmp_path) -> Path:
-    """A private copy of the program, so each test starts just before stage 03."""
-    root = tmp_path / "program"
-    shutil.copytree(before_transfers, root)
-    return root
 
 
 def transfers_ctx(root: Path, **kw) -> StageContext:

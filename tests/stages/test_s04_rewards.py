@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,35 +14,14 @@ import pytest
 
 from loyalty_toolkit.errors import GateFailed
 from loyalty_toolkit.model import expectations_dir
-from loyalty_toolkit.runner.workspace import prepare_demo
 from loyalty_toolkit.sample.defects import BURN_UNKNOWN_ATTRIBUTION
 from loyalty_toolkit.sources.splio import SCOPES, read_scope_file
-from loyalty_toolkit.stages import s00_subset, s01_members, s02_mapping, s04_rewards
+from loyalty_toolkit.stages import s04_rewards
 from loyalty_toolkit.stages.context import StageContext, open_stage
 from loyalty_toolkit.stages.reward_rules import ATTRIBUTION_UNKNOWN, CARD_UNKNOWN, REASON_CODES
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"
-
-
-@pytest.fixture(scope="module")
-def before_rewards(tmp_path_factory) -> Path:
-    """A sample program (200 members, seed 3) with stages 00, 01 and 02 committed in ``runs/t``."""
-    root = tmp_path_factory.mktemp("s04")
-    config = prepare_demo(root, members=200, seed=3)
-    for name, step in (("subset", s00_subset), ("members", s01_members), ("mapping", s02_mapping)):
-        ctx = open_stage(name, str(config), str(root / RUN))
-        outcome = step.run(ctx)
-        step.commit(ctx, outcome, step.gate(ctx, outcome))
-    return root
-
-
-@pytest.fixture
-def program(before_rewards, tmp_path) -> Path:
-    """A private copy of the program, so each test starts just before stage 04."""
-    root = tmp_path / "program"
-    shutil.copytree(before_rewards, root)
-    return root
 
 
 def rewards_ctx(root: Path, **kw) -> StageContext:

@@ -40,9 +40,9 @@ from loyalty_toolkit.sources.ledger import (
     ACCRUAL,
     REDEMPTION,
     UNITS_PER_POINT,
-    iso_utc_strings,
     units_to_decimal,
 )
+from loyalty_toolkit.sources.ledger_time import iso_utc_strings
 from loyalty_toolkit.stages.lots_fallback import allocate_slow
 
 LINK = "link"

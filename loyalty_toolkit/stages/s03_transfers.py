@@ -29,9 +29,9 @@ import pandas as pd
 
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
-from loyalty_toolkit.sources import ledger as ledger_source
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
 from loyalty_toolkit.sources.ledger import parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger_read import read_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures
@@ -245,7 +245,7 @@ def run(ctx: StageContext) -> TransfersOutcome:
     tcfg, cutover = cfg.transfers, cfg.migration.cutover
     frozen = ctx.frozen_inputs()
     src = ctx.source("ledger")
-    frame = _read_ledger(src, ctx.stage)
+    frame = read_ledger(src, stage=ctx.stage)
     ledger_parsed_rows = len(frame)
     parsed = parse_ledger(frame, source_file=src.path.name, timezone=src.timezone,
                           date_format=getattr(src, "date_format", None), columns=src.column_map())
@@ -309,14 +309,6 @@ def run(ctx: StageContext) -> TransfersOutcome:
         by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=parsed.rows_read,
         ledger_entries=len(entries), ledger_rejects=parsed.reject_counts(), cutover=cutover, timezone=src.timezone,
         settings=settings, phones_reread=reread, show_pii=ctx.show_pii)
-
-
-def _read_ledger(src, stage: str) -> pd.DataFrame:
-    reader = getattr(ledger_source, "read_ledger", None)
-    if reader is not None:
-        return reader(src, stage=stage)
-    return to_frame(read_table(src.path, encoding=src.encoding, delimiter=src.delimiter, stage=stage),
-                    src.column_map())
 
 
 def _read_opening(src, stage: str) -> pd.DataFrame:

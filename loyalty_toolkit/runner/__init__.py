@@ -22,8 +22,8 @@ from loyalty_toolkit.runner.execute import execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.store import StagingStore
 
-# The stages this release runs, in order (DESIGN.md lists six; later stages join as they land).
-PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards")
+# The stages this release runs, in order (the six DESIGN.md lists).
+PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards", "report")
 
 
 __all__ = ["PIPELINE", "RunResult", "parse_stages", "preflight", "run", "status"]

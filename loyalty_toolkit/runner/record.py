@@ -122,6 +122,37 @@ def _link(run_dir: Path, rel: str, text: str | None = None) -> str:
     return f'<a href="{html.escape(rel)}">{html.escape(text or rel)}</a>'
 
 
+# The headline figures index.html shows, from stage 05's totals: (key, label).
+HEADLINE = (("members_read", "members read"), ("members_migrated", "members migrated (mapped to a target ID)"),
+            ("members_rejected", "members rejected, with a reason"),
+            ("members_not_mapped", "members accepted but not mapped (review list)"),
+            ("points_owed_before", "points owed before"), ("points_owed_after", "points owed after"),
+            ("points_difference", "difference (must be 0)"), ("rewards_active", "rewards active at the cutover"),
+            ("rewards_burned", "rewards burned by the cutover"))
+
+
+def _headline(run_dir: Path, summary: dict[str, Any]) -> str:
+    """The sign-off figures, shown only when stage 05 passed (its figures are then proven to agree)."""
+    report = next((s for s in summary["stages"] if s["name"] == "report"), None)
+    figures = (summary["totals"].get("report") or {}).get("headline")
+    if report is None or report["status"] != "passed" or not figures:
+        return ("<p><em>No headline figures: the sign-off report (stage 05) did not pass in this run.</em></p>"
+                if report is not None else "")
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(_figure(figures.get(key)))}</td></tr>"
+                   for key, label in HEADLINE if key in figures)
+    link = _link(run_dir, "notebooks/05_report.html", "the sign-off report")
+    return f"<h2>Headline</h2>\n<table class='headline'>{rows}</table>\n<p>Read {link} before signing.</p>"
+
+
+def _figure(v: Any) -> str:
+    """Thousands separators, exact digits: ``447412.3`` -> ``447,412.3``."""
+    whole, dot, frac = str(v).partition(".")
+    digits = whole.lstrip("-")
+    if not digits.isdigit():
+        return str(v)
+    return ("-" if whole.startswith("-") else "") + f"{int(digits):,}" + dot + frac
+
+
 def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]) -> Path:
     """One offline page linking the notebooks, Data Docs, rejects and outputs, with headline figures."""
     e = html.escape
@@ -155,12 +186,13 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }} p.passed {{ background: #e3f6e3; }}
-p.failed, p.passed {{ padding: 8px; }}
+p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }}
 </style></head><body>
 <h1>Migration run {e(summary['run_id'])}</h1>
 <p>Migration <strong>{e(manifest['config']['migration']['name'])}</strong>, cutover
 {e(str(manifest['config']['migration']['cutover']))}. Status: <strong>{e(summary['status'])}</strong>.</p>
 {banner}
+{_headline(run_dir, summary)}
 <p>Personal data (emails, phones, names) is masked in the reports;
 the staging database and the import files keep it.</p>
 <h2>Stages</h2>

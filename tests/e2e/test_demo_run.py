@@ -184,3 +184,28 @@ def test_mapping_recovers_the_rehearsal_ids_and_reports_coverage(demo):
         orphan_users = {r[0] for r in db.execute(
             "SELECT ref_value FROM reference_orphans WHERE input = 'ledger' AND reason = 'unknown_member'")}
     assert orphan_users == unknown
+
+
+def test_sign_off_report_proves_the_run_and_heads_the_index(demo):
+    work, run_dir = demo
+    summary = json.loads((run_dir / "summary.json").read_text())
+    report = summary["stages"][-1]
+    assert report["name"] == "report" and report["status"] == "passed"
+    assert report["rows_in"] == report["rows_out"] > 0 and report["rows_rejected"] == 0  # every check agrees
+    head = summary["totals"]["report"]["headline"]
+    members = summary["stages"][1]
+    assert head["members_read"] == members["rows_in"] == 2000
+    assert head["members_rejected"] == members["rows_rejected"]
+    assert head["members_migrated"] == summary["totals"]["mapping"]["matched"]
+    assert head["points_owed_before"] == head["points_owed_after"] == summary["totals"]["transfers"]["points_owed_before"]
+    assert head["points_difference"] == "0"
+    assert head["rewards_active"] == summary["totals"]["rewards"]["states"]["active"]
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert index.index("<h2>Headline</h2>") < index.index("<h2>Stages</h2>")
+    assert f"<th>members read</th><td>{head['members_read']:,}</td>" in index
+    assert "<th>difference (must be 0)</th><td>0</td>" in index
+    assert 'href="notebooks/05_report.html"' in index and "http://" not in index and "https://" not in index
+    html = (run_dir / "notebooks" / "05_report.html").read_text(encoding="utf-8")
+    assert "Sign-off checklist" in html and 'href="../data_docs/03_transfers/index.html"' in html
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM report_checks WHERE agree = 0").fetchone()[0] == 0

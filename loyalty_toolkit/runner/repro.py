@@ -102,7 +102,7 @@ def repro(run_dir: str | Path, stage: str) -> ReproResult:
     to replay."""
     rd = Path(run_dir).resolve()
     manifest = record.read_json(rd / "manifest.json")
-    if not isinstance(manifest, dict):
+    if not isinstance(manifest, dict) or "config_path" not in manifest:
         raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
     pipeline = list(manifest.get("pipeline") or [])
     stage = _stage_name(stage, pipeline)

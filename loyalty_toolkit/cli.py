@@ -17,6 +17,7 @@ import click
 from loyalty_toolkit import __version__
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.runner import preflight, run, status
+from loyalty_toolkit.runner.repro import repro
 from loyalty_toolkit.runner.workspace import init_workspace, run_demo
 from loyalty_toolkit.stages.rehearsal import rehearse_import
 
@@ -121,3 +122,16 @@ def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool) -> None:
 def status_cmd(run_dir: Path) -> None:
     """Print the stage table of RUN_DIR."""
     click.echo(status(run_dir))
+
+
+@main.command("repro")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--stage", required=True, help="The stage to replay (name or number, e.g. transfers or 03).")
+@_one_line_errors
+def repro_cmd(run_dir: Path, stage: str) -> None:
+    """Re-execute one stage of RUN_DIR from its record and say, file by file, whether the outputs match.
+
+    Exit 0: all identical; 1: a difference (or the replayed stage failed); 2: refused (an input changed)."""
+    result = repro(run_dir, stage)
+    click.echo(result.text())
+    sys.exit(result.exit_code)

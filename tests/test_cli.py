@@ -64,3 +64,21 @@ def test_every_command_has_help():
     for name, command in cli.main.commands.items():
         assert command.help, name
         assert CliRunner().invoke(cli.main, [name, "--help"]).exit_code == 0
+
+
+def test_repro_prints_the_comparison_and_exits_with_its_code(monkeypatch):
+    from loyalty_toolkit.errors import ReproMismatch
+    from loyalty_toolkit.runner.repro import Comparison, ReproResult
+
+    def fake_repro(run_dir, stage):
+        if stage == "members":
+            raise ReproMismatch("input members changed since the run", file="members.csv")
+        r = ReproResult(Path(run_dir), stage, Path(run_dir) / "repro" / "x")
+        r.comparisons = [Comparison("file", "output/openloyalty/unit_transfers.json", "DIFFERENT", "line 2")]
+        return r
+
+    monkeypatch.setattr(cli, "repro", fake_repro)
+    res = CliRunner().invoke(cli.main, ["repro", "runs/r1", "--stage", "transfers"])
+    assert res.exit_code == 1 and "DIFFERENT  file     output/openloyalty/unit_transfers.json: line 2" in res.output
+    res = CliRunner().invoke(cli.main, ["repro", "runs/r1", "--stage", "members"])
+    assert res.exit_code == 2 and res.output.strip() == "error: members.csv: input members changed since the run"

@@ -47,6 +47,9 @@ class StageContext:
     show_pii: bool = False
     started: float = field(default_factory=time.monotonic)
     _store: StagingStore | None = None
+    # Files this stage wrote outside the pending folder (rejects, late inputs), by run-dir-relative
+    # path: recorded with their sha256 in the stage JSON so that ``repro`` knows what to compare.
+    _written: dict[str, Path] = field(default_factory=dict)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -83,6 +86,7 @@ class StageContext:
                         "size": dest.stat().st_size, "sha256": digest, "source_sha256": digest,
                         "rows_read": rows, "rows_kept": rows, "encoding": "", "delimiter": "", "stage": self.stage}
         (self.run_dir / INPUTS_FILE).write_text(json.dumps(inputs, indent=2, sort_keys=True), encoding="utf-8")
+        self._written[inputs[name]["frozen_path"]] = dest
         return dest
 
     def inputs_fingerprint(self) -> str:
@@ -119,12 +123,23 @@ class StageContext:
                 os.replace(f, dest / f.name)
         shutil.rmtree(pending)
 
+    def _outputs(self) -> dict[str, str]:
+        """Every file the stage wrote, by the run-dir-relative path it has once published
+        (``output/<platform>/<file>``, ``rejects/<stage>.csv``, late inputs), with its sha256."""
+        files = dict(self._written)
+        pending = self.run_dir / ".pending" / self.stage
+        if pending.exists():
+            for f in sorted(p for p in pending.rglob("*") if p.is_file()):
+                files["output/" + f.relative_to(pending).as_posix()] = f
+        return {rel: file_sha256(p) for rel, p in sorted(files.items()) if p.is_file()}
+
     def write_rejects(self, rejects: pd.DataFrame) -> Path:
         """``RUN_DIR/rejects/<stage>.csv``: every rejected row with file, line, reason and message."""
         path = self.run_dir / "rejects" / f"{self.stage}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame = rejects.reindex(columns=list(REJECT_COLUMNS)).sort_values(["file", "line"], kind="stable")
         frame.to_csv(path, index=False, lineterminator="\n")
+        self._written[path.relative_to(self.run_dir).as_posix()] = path
         return path
 
     def gate(self, tables: dict[str, pd.DataFrame], parameters: dict[str, Any] | None = None) -> gates.GateReport:
@@ -143,6 +158,7 @@ class StageContext:
             "compute_seconds": round(time.monotonic() - self.started, 3),
             # The kernel runs one stage, so its peak RSS is the stage's (benchmarks read it).
             "peak_rss_mb": peak_rss_mb(),
+            "outputs": self._outputs(),
         }
         out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +170,15 @@ class StageContext:
                                 details={"rows_in": figures.rows_in, "rows_out": figures.rows_out,
                                          "rows_rejected": figures.rows_rejected})
         self._publish_outputs()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks (import files can be hundreds of megabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def peak_rss_mb() -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,12 @@ import sqlite_utils
 from loyalty_toolkit.errors import LoyaltyError
 
 STAGES_TABLE = "_stages"
+
+
+def _bytes_hex(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return {"hex": v.hex()}
+    raise TypeError(f"cannot serialise {type(v).__name__}")
 
 
 def _cell(v: Any) -> Any:
@@ -130,6 +137,25 @@ class StagingStore:
         # per-cell conversion are each several times slower at a million rows.
         self.db.conn.executemany(sql, zip(*(_column_values(frame[c]) for c in frame.columns)))
 
+    def drop_stages(self, stages: list[str]) -> None:
+        """Drop the tables ``stages`` committed and their ledger rows: a replay starts from the
+        database as it was before the first of them ran."""
+        done = self.completed_stages()
+        with self.db.atomic():
+            for s in stages:
+                for table in json.loads((done.get(s) or {}).get("tables") or "[]"):
+                    self.db.execute(f"DROP TABLE IF EXISTS [{table}]")
+                self.db.execute(f"DELETE FROM {STAGES_TABLE} WHERE stage = ?", [s])
+
+    def snapshot(self, dest: Path) -> None:
+        """A consistent copy of the database at ``dest`` (SQLite's backup API, not a file copy)."""
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite3.connect(dest)
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+
     def invalidate_from(self, stages: list[str]) -> None:
         """Forget that ``stages`` completed (before they are re-run with ``--stages``)."""
         with self.db.atomic():
@@ -163,6 +189,20 @@ class StagingStore:
 
     def completed_stages(self) -> dict[str, dict[str, Any]]:
         return {r["stage"]: r for r in self.db[STAGES_TABLE].rows}
+
+    def canonical_lines(self, name: str, *, exclude: tuple[str, ...] = ()) -> Iterator[str]:
+        """The table as text, one line per row in rowid (insertion) order, after a first line with
+        the columns and their declared types. JSON keeps 1, 1.0 and "1" apart, so two tables give
+        the same lines only if they hold the same typed values in the same order. ``exclude``
+        leaves out columns (run-time bookkeeping such as ``_stages.completed_at``)."""
+        info = [(r[1], r[2]) for r in self.db.execute(f"PRAGMA table_info([{name}])").fetchall()
+                if r[1] not in exclude]
+        yield json.dumps([list(c) for c in info], ensure_ascii=False)
+        cols = ", ".join(f"[{c}]" for c, _ in info) or "NULL"
+        cur = self.db.execute(f"SELECT {cols} FROM [{name}] ORDER BY rowid")
+        while rows := cur.fetchmany(10_000):
+            for row in rows:
+                yield json.dumps(list(row), ensure_ascii=False, default=_bytes_hex)
 
     def table_digest(self, name: str) -> str:
         """sha256 of the table's rows in a canonical order: compares two runs' staging tables."""

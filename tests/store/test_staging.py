@@ -52,3 +52,28 @@ def test_digest_ignores_row_order(tmp_path):
         a.commit_stage("s", {"t": pd.DataFrame({"x": [1, 2]})}, inputs_fingerprint="", parameters_fingerprint="")
         b.commit_stage("s", {"t": pd.DataFrame({"x": [2, 1]})}, inputs_fingerprint="", parameters_fingerprint="")
         assert a.table_digest("t") == b.table_digest("t")
+
+
+def test_drop_stages_removes_their_tables_and_ledger_rows_only(store):
+    store.commit_stage("subset", {"inputs": pd.DataFrame({"a": [1]})}, inputs_fingerprint="", parameters_fingerprint="")
+    store.commit_stage("members", {"members": pd.DataFrame({"id": ["x"]}), "member_rejects": pd.DataFrame({"l": [2]})},
+                       inputs_fingerprint="", parameters_fingerprint="")
+    store.drop_stages(["members", "mapping"])  # mapping never ran: nothing to drop
+    assert store.table_names() == ["inputs"] and set(store.completed_stages()) == {"subset"}
+
+
+def test_snapshot_is_a_consistent_copy(store, tmp_path):
+    store.commit_stage("subset", {"inputs": pd.DataFrame({"a": [1, 2]})}, inputs_fingerprint="f",
+                       parameters_fingerprint="")
+    store.snapshot(tmp_path / "copy" / "staging.db")
+    with StagingStore(tmp_path / "copy" / "staging.db") as copy:
+        assert list(copy.canonical_lines("inputs")) == list(store.canonical_lines("inputs"))
+        assert copy.completed_stages()["subset"]["inputs_fingerprint"] == "f"
+
+
+def test_canonical_lines_keep_types_and_insertion_order(store):
+    store.commit_stage("s", {"t": pd.DataFrame({"k": ["b", "a"], "n": [1, 2], "x": [0.5, None]})},
+                       inputs_fingerprint="", parameters_fingerprint="")
+    assert list(store.canonical_lines("t")) == ['[["k", "TEXT"], ["n", "INTEGER"], ["x", "REAL"]]',
+                                                '["b", 1, 0.5]', '["a", 2, null]']
+    assert list(store.canonical_lines("t", exclude=("n", "x"))) == ['[["k", "TEXT"]]', '["b"]', '["a"]']

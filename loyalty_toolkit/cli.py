@@ -19,6 +19,7 @@ from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.runner import preflight, run, status
 from loyalty_toolkit.runner.repro import repro
 from loyalty_toolkit.runner.workspace import init_workspace, run_demo
+from loyalty_toolkit.stages.explain_run import explain_member
 from loyalty_toolkit.stages.rehearsal import rehearse_import
 
 
@@ -135,3 +136,13 @@ def repro_cmd(run_dir: Path, stage: str) -> None:
     result = repro(run_dir, stage)
     click.echo(result.text())
     sys.exit(result.exit_code)
+
+
+@main.command("explain")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("member")
+@click.option("--show-pii", is_flag=True, help="Do not mask names, emails, phones and card numbers.")
+@_one_line_errors
+def explain_cmd(run_dir: Path, member: str, show_pii: bool) -> None:
+    """Why MEMBER (legacy id, email, phone, card or target id) has the points RUN_DIR gives them."""
+    click.echo(explain_member(run_dir, member, show_pii=show_pii), nl=False)

@@ -404,3 +404,12 @@ def count_records(path: Path, fmt: CsvFormat, *, stage: str | None = None) -> in
         raise _error(f"cannot read file: {exc.strerror or exc}", path, stage) from None
     return count
 
+
+def categories_dtype(values: np.ndarray) -> pd.CategoricalDtype:
+    """A dtype over ``values``, which are distinct by construction (from a factorize).
+
+    pandas would check that again with a hash table: seconds for ten million dates.
+    """
+    categories = pd.Index(values, dtype=object, copy=False)
+    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+    return fast(categories, False) if fast is not None else pd.CategoricalDtype(categories)

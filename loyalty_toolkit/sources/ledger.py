@@ -26,7 +26,7 @@ Every input row ends up in exactly one of ``entries`` and ``rejects``:
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -36,7 +36,8 @@ import pandas as pd
 from loyalty_toolkit.config import LEDGER_COLUMNS
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.normalize import parse_decimal
-from loyalty_toolkit.sources.ledger_read import DATE_FIELDS, STAGE, _categories_dtype
+from loyalty_toolkit.sources.csvfile import categories_dtype
+from loyalty_toolkit.sources.ledger_read import DATE_FIELDS, STAGE
 from loyalty_toolkit.sources.ledger_time import _Dates, _iso_categoricals, utc_us_to_timestamps
 
 # Points are carried inside as integers of 10^-POINTS_SCALE points. Open Loyalty keeps 6 decimals
@@ -68,6 +69,11 @@ ENTRY_COLUMNS: tuple[str, ...] = (
     "program", "center", "accrual_center", "payment_center", "minutes_to_add",
     "action_name", "previous_tier", "current_tier", "accrual_tier", "invoice_id", "invoice_no",
 )
+# The same instants as int64 UTC microseconds (int64 min = none): what the lot engine reads.
+ENGINE_TIMES: tuple[str, ...] = ("action_at_us", "effective_start_us", "effective_end_us")
+# What stage 03's lot engine, reconciliation and roll-forward read of the entries.
+ENGINE_COLUMNS: tuple[str, ...] = ("line", "user_id", "kind", "guestpointsid", "points_units", *ENGINE_TIMES,
+                                   "program", "center", "accrual_center", "payment_center")
 
 # -- parsing -----------------------------------------------------------------------------------
 
@@ -108,7 +114,7 @@ class _Text:
     @property
     def dtype(self) -> pd.CategoricalDtype:
         if self._dtype is None:
-            self._dtype = _categories_dtype(self.values)
+            self._dtype = categories_dtype(self.values)
         return self._dtype
 
     def categorical(self, keep: np.ndarray | None) -> pd.Categorical:
@@ -181,6 +187,7 @@ def parse_ledger(
     timezone: str,
     date_format: str | None = None,
     columns: Mapping[str, str] | None = None,
+    entry_columns: Sequence[str] | None = None,
 ) -> LedgerParse:
     """Check and type every ledger row of ``frame`` (canonical text columns + ``_line``).
 
@@ -199,6 +206,11 @@ def parse_ledger(
     ``minutes_to_add`` is the offset applied, or <NA> where the source timezone was used.
     Every text column of ``entries`` is a ``Categorical`` (trimmed text, ``*_raw`` as read); its
     categories may include values of rejected rows, and the ``*_utc`` categories are in time order.
+
+    ``entry_columns`` picks the columns to build (any of :data:`ENTRY_COLUMNS` and the int64 UTC
+    microsecond columns :data:`ENGINE_TIMES`); the default is ENTRY_COLUMNS. Stage 03 asks for
+    :data:`ENGINE_COLUMNS` only: on ten million rows, raw and ISO text and ``Decimal`` objects per
+    row cost gigabytes that the lot engine never reads. Checks and rejects are the same either way.
     """
     headers = {**LEDGER_COLUMNS, **(columns or {})}
     n = len(frame)
@@ -303,33 +315,45 @@ def parse_ledger(
         return values if keep is None else values[keep]
 
     acc_ok = kept(is_accrual)
+    order = list(dict.fromkeys(ENTRY_COLUMNS if entry_columns is None else entry_columns))
+    unknown = set(order) - {*ENTRY_COLUMNS, *ENGINE_TIMES}
+    if unknown:
+        raise ValueError(f"unknown entry columns {sorted(unknown)}")
+    want = set(order)
     data: dict[str, object] = {
         "line": kept(lines),
         "user_id": user_id.categorical(keep),
         "kind": pd.Categorical.from_codes((~acc_ok).astype(np.int8), categories=[ACCRUAL, REDEMPTION]),
         "guestpointsid": gp.categorical(keep),
-        "points": pd.Series(kept(points.per_row(p_dec)), dtype=object, copy=False),
         "points_units": kept(units),
     }
+    if "points" in want:
+        data["points"] = pd.Series(kept(points.per_row(p_dec)), dtype=object, copy=False)
     del units
     instants = {field: kept(utc.pop(field)) for field in DATE_FIELDS}
-    iso = _iso_categoricals(list(instants.values()))
-    for (field, prefix), iso_column in zip((("action_date", "action_at"), ("effective_start", "effective_start"),
-                                            ("effective_end", "effective_end")), iso):
-        data[f"{prefix}_raw"] = raw(field).categorical(keep)
-        data[f"{prefix}_utc"] = iso_column
-        data[f"{prefix}_ts"] = utc_us_to_timestamps(instants.pop(field))
+    prefixes = dict(zip(DATE_FIELDS, ("action_at", "effective_start", "effective_end")))
+    if any(f"{prefix}_utc" in want for prefix in prefixes.values()):
+        for field, iso_column in zip(DATE_FIELDS, _iso_categoricals(list(instants.values()))):
+            data[f"{prefixes[field]}_utc"] = iso_column
+    for field, prefix in prefixes.items():
+        if f"{prefix}_raw" in want:
+            data[f"{prefix}_raw"] = raw(field).categorical(keep)
+        if f"{prefix}_ts" in want:
+            data[f"{prefix}_ts"] = utc_us_to_timestamps(instants[field])
+        data[f"{prefix}_us"] = instants.pop(field)
     accrual_center, payment_center = col("accrual_center"), col("payment_center")
     data.update({
         "program": col("program").categorical(keep),
         "center": _either(acc_ok, accrual_center, payment_center, keep),
         "accrual_center": accrual_center.categorical(keep),
         "payment_center": payment_center.categorical(keep),
-        "minutes_to_add": pd.array(kept(minutes), dtype="Int64"),
     })
+    if "minutes_to_add" in want:
+        data["minutes_to_add"] = pd.array(kept(minutes), dtype="Int64")
     for name in ("action_name", "previous_tier", "current_tier", "accrual_tier", "invoice_id", "invoice_no"):
-        data[name] = col(name).categorical(keep)
-    entries = pd.DataFrame(data, columns=list(ENTRY_COLUMNS), copy=False)
+        if name in want:
+            data[name] = col(name).categorical(keep)
+    entries = pd.DataFrame({c: data[c] for c in order}, columns=order, copy=False)
     return LedgerParse(entries=entries, rejects=rejects, rows_read=n, source_file=source_file, timezone=timezone)
 
 
@@ -370,7 +394,7 @@ def _either(first: np.ndarray, a: _Text, b: _Text, keep: np.ndarray | None) -> p
     merged, values = pd.factorize(np.concatenate([a.values, b.values]))
     a_codes = merged[:len(a.values)].astype(np.int32)[a.codes if keep is None else a.codes[keep]]
     b_codes = merged[len(a.values):].astype(np.int32)[b.codes if keep is None else b.codes[keep]]
-    return pd.Categorical.from_codes(np.where(first, a_codes, b_codes), dtype=_categories_dtype(values),
+    return pd.Categorical.from_codes(np.where(first, a_codes, b_codes), dtype=categories_dtype(values),
                                      validate=False)
 
 

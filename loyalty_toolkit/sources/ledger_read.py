@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.config import LedgerSource
+from loyalty_toolkit.sources import arrow_csv
 from loyalty_toolkit.sources.csvfile import (
     _HEAD_BYTES,
     DELIMITERS,
@@ -28,6 +29,7 @@ from loyalty_toolkit.sources.csvfile import (
     _error,
     _gc_paused,
     _sniff_delimiter,
+    categories_dtype,
     sniff,
 )
 
@@ -37,6 +39,8 @@ LEDGER_REQUIRED: tuple[str, ...] = ("user_id", "record_type", "action_date", "po
 # The three date fields share one set of categories in read_ledger's frame (an accrual's effective
 # start is usually its action date), so each distinct date text is stored and parsed once.
 DATE_FIELDS: tuple[str, ...] = ("action_date", "effective_start", "effective_end")
+# Below this size the strict reader is as quick as setting pyarrow up.
+_FAST_BYTES = 1 << 20
 _BATCH = 1 << 16  # records per batch while reading: a batch's Python strings are dropped once coded
 
 # -- reading -----------------------------------------------------------------------------------
@@ -64,11 +68,17 @@ def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
     single pass (``auto`` assumes UTF-8 unless a BOM says otherwise and falls back to
     ``csvfile.sniff``, which reads the whole file, only when that fails). Raises InputError with
     file, line and column; with several problems in one file the first met while reading wins.
+
+    A large file with a simple layout (``arrow_csv.qualifies``) is read by pyarrow instead, to
+    the same frame; anything that reader refuses is read again the strict way, which reports it.
     """
     path = Path(src.path)
     mapping = src.column_map()
     required = required_headers(src)
     codec, delimiter = _stream_format(path, src.encoding, src.delimiter, stage)
+    fast = _read_fast(path, codec, delimiter, mapping, required, stage)
+    if fast is not None:
+        return fast
     try:
         with _gc_paused():
             return _read_stream(path, codec, delimiter, mapping, required, stage)
@@ -81,6 +91,25 @@ def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
         raise _error(f"bytes not valid {codec}", path, stage)
     with _gc_paused():
         return _read_stream(path, fmt.encoding, fmt.delimiter, mapping, required, stage)
+
+
+def _read_fast(path: Path, codec: str, delimiter: str, mapping: Mapping[str, str], required: list[str],
+               stage: str | None) -> pd.DataFrame | None:
+    """The frame through ``arrow_csv`` when the file qualifies and is big enough to be worth it."""
+    try:
+        if path.stat().st_size < _FAST_BYTES or not arrow_csv.qualifies(path, codec):
+            return None
+        with open(path, encoding=codec, newline="") as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
+    if _blank(header):
+        return None  # leading blank lines: the strict reader skips them and counts lines
+    names = _check_header(header, 1, required, path, stage)
+    index = {name: i for i, name in enumerate(names) if name}
+    positions = {f: index[h.strip()] for f, h in mapping.items() if h.strip() in index}
+    return arrow_csv.read_columns(path, delimiter, len(names), list(mapping), positions, shared=DATE_FIELDS)
 
 
 def _stream_format(path: Path, encoding: str, delimiter: str, stage: str | None) -> tuple[str, str]:
@@ -138,7 +167,7 @@ class _Coder:
         if not self.codes:
             return [_constant("", 0) for _ in range(count)]
         merged, categories = pd.factorize(np.concatenate(self.uniques))
-        dtype = _categories_dtype(categories)
+        dtype = categories_dtype(categories)
         width = sum(len(c) for c in self.codes) // count
         out = [np.empty(width, dtype=np.int32) for _ in range(count)]
         offset = pos = 0
@@ -229,13 +258,3 @@ def _read_stream(path: Path, codec: str, delimiter: str, mapping: Mapping[str, s
 
 def _constant(value: str, n: int) -> pd.Categorical:
     return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
-
-
-def _categories_dtype(values: np.ndarray) -> pd.CategoricalDtype:
-    """A dtype over ``values``, which are distinct by construction (from a factorize).
-
-    pandas would check that again with a hash table: seconds for ten million dates.
-    """
-    categories = pd.Index(values, dtype=object, copy=False)
-    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
-    return fast(categories, False) if fast is not None else pd.CategoricalDtype(categories)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.sources.ledger_read import _categories_dtype
+from loyalty_toolkit.sources.csvfile import categories_dtype
 
 # An explicit UTC offset (or Z) after a time of day: such a value is an instant already.
 _OFFSET_RE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
@@ -89,7 +89,7 @@ def _iso_categoricals(columns: list[np.ndarray]) -> list[pd.Categorical]:
     instants = np.unique(np.concatenate(columns)) if columns else np.zeros(0, dtype=np.int64)
     if not len(instants) or instants[0] != _NAT:
         instants = np.concatenate([np.asarray([_NAT], dtype=np.int64), instants])
-    dtype = _categories_dtype(_iso_text(instants))
+    dtype = categories_dtype(_iso_text(instants))
     return [pd.Categorical.from_codes(np.searchsorted(instants, c).astype(np.int32), dtype=dtype, validate=False)
             for c in columns]
 

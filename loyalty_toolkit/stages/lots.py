@@ -331,7 +331,12 @@ def _decimal_units(points: pd.Series) -> np.ndarray:
 
 
 def _time_us(entries: pd.DataFrame, ts_col: str, iso_col: str, rows: np.ndarray | None = None) -> np.ndarray:
-    """UTC microseconds (int64 min = none) from an aware datetime column or ISO strings."""
+    """UTC microseconds (int64 min = none) from the ``*_us`` twin of ``ts_col`` (what parse_ledger
+    builds for the engine), an aware datetime column or ISO strings."""
+    us_col = ts_col.removesuffix("_ts") + "_us"
+    if us_col in entries.columns:
+        values = entries[us_col].to_numpy(dtype=np.int64)
+        return values.copy() if rows is None else values[rows]
     if ts_col in entries.columns:
         col = entries[ts_col] if rows is None else entries[ts_col].iloc[rows]
         s = pd.DatetimeIndex(col)

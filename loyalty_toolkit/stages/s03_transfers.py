@@ -30,7 +30,7 @@ import pandas as pd
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, parse_ledger, units_to_decimal
 from loyalty_toolkit.sources.ledger_read import read_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
@@ -248,7 +248,8 @@ def run(ctx: StageContext) -> TransfersOutcome:
     frame = read_ledger(src, stage=ctx.stage)
     ledger_parsed_rows = len(frame)
     parsed = parse_ledger(frame, source_file=src.path.name, timezone=src.timezone,
-                          date_format=getattr(src, "date_format", None), columns=src.column_map())
+                          date_format=getattr(src, "date_format", None), columns=src.column_map(),
+                          entry_columns=ENGINE_COLUMNS)
     del frame
     entries = parsed.entries
     lots = build_lots(entries, cutover=cutover)

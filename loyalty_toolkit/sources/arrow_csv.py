@@ -1,0 +1,127 @@
+"""A fast path for large, simple delimited files: chosen columns as Categoricals, read by pyarrow.
+
+A points ledger runs to tens of millions of rows; Python's ``csv`` module costs over a minute
+there, and pyarrow's multi-threaded reader a few seconds. The strict reader (``csv`` with
+``strict=True``) stays the authority: this path is taken only for a file whose layout leaves no
+room for the two readers to disagree, and says ``None`` otherwise, so the caller reads the file the
+strict way and reports any problem with its line and column. A file qualifies when it is UTF-8
+(BOM allowed), holds no double quote at all (so no quoted field, no delimiter or line break inside
+a value), no carriage return other than in ``\\r\\n``, and no empty line: then every record is one
+physical line and ``_line`` is simply the record's position + 2. Every record must be as wide as
+the header; any record that is not makes pyarrow fail and the strict reader take over.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loyalty_toolkit.sources.csvfile import categories_dtype
+
+_SCAN_BYTES = 1 << 26  # scanned a block at a time: the file is never held whole
+
+
+def qualifies(path: Path, codec: str) -> bool:
+    """True when ``path`` is UTF-8 without quotes, lone carriage returns, empty lines or invalid bytes."""
+    if codecs.lookup(codec).name not in ("utf-8", "utf-8-sig"):
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    last = b""
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(_SCAN_BYTES):
+                if b'"' in block:
+                    return False
+                # an empty line: pyarrow would make it a record, the strict reader skips it
+                joint = last + block[:2]
+                if b"\n\n" in block or b"\n\r\n" in block or b"\n\n" in joint or b"\n\r\n" in joint:
+                    return False
+                # a "\r\n" split over two blocks is counted where its "\n" lands
+                crlf = block.count(b"\r\n") + (last[-1:] == b"\r" and block[:1] == b"\n")
+                if block.count(b"\r") - (block[-1:] == b"\r") + (last[-1:] == b"\r") != crlf:
+                    return False
+                decoder.decode(block)  # raises on bytes that are not UTF-8
+                last = block[-2:]
+            decoder.decode(b"", final=True)
+    except (UnicodeDecodeError, OSError):
+        return False
+    return True
+
+
+def read_columns(path: Path, delimiter: str, width: int, fields: Sequence[str], positions: Mapping[str, int],
+                 shared: Sequence[str] = ()) -> pd.DataFrame | None:
+    """The ``fields`` (in that order) as Categoricals of the text as read, plus ``_line``.
+
+    ``positions`` gives each field's 0-based column (header on line 1, ``width`` fields); a field
+    without one is all ``""``. ``shared`` fields get one set of categories, so a text they share
+    is stored once. Returns None when pyarrow refuses the file (a record of another width, a blank
+    line): the caller's strict reader then finds and reports the problem. Call only when
+    :func:`qualifies`.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+    except ImportError:  # the strict reader does the same job, slower
+        return None
+    pool = pa.default_memory_pool()
+    names = [f"c{i}" for i in range(width)]
+    wanted = sorted(set(positions.values()))
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, newlines_in_values=False,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(include_columns=[names[i] for i in wanted],
+                                                 column_types={names[i]: pa.string() for i in wanted},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            memory_pool=pool,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    n = table.num_rows
+    columns = {i: table.column(names[i]).chunks for i in wanted}
+    del table  # each column's buffers go as soon as it is coded
+    if n == 0:
+        return None
+
+    def encode(chunks: list) -> pd.Categorical:
+        # one contiguous array gives one dictionary, where encoding the chunks would leave pyarrow
+        # to unify a dictionary per chunk (seconds per column)
+        joined = pa.concat_arrays([c.cast(pa.large_string(), memory_pool=pool) for c in chunks], memory_pool=pool)
+        chunks.clear()
+        return _categorical(pc.dictionary_encode(joined, memory_pool=pool))
+
+    out: dict[str, pd.Categorical] = {}
+    together = [f for f in shared if f in positions]
+    if together:
+        chunks = [c for f in together for c in columns[positions[f]]]
+        for f in together:
+            columns[positions[f]] = []
+        joined = encode(chunks)
+        for k, f in enumerate(together):
+            out[f] = pd.Categorical.from_codes(joined.codes[k * n:(k + 1) * n], dtype=joined.dtype, validate=False)
+        del joined
+    coded: dict[int, pd.Categorical] = {}
+    for f, i in positions.items():
+        if f not in out:
+            if i not in coded:
+                coded[i] = encode(columns.pop(i))
+            out[f] = coded[i]
+    empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+    frame = pd.DataFrame({f: out.get(f, empty) for f in fields}, columns=list(fields), copy=False)
+    frame["_line"] = np.arange(2, n + 2, dtype=np.int64)
+    pool.release_unused()  # the pool keeps freed blocks for reuse; the stage needs them more
+    return frame
+
+
+def _categorical(encoded) -> pd.Categorical:
+    """A dictionary-encoded arrow array as a Categorical whose categories are Python str."""
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    values = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    return pd.Categorical.from_codes(codes, dtype=categories_dtype(values), validate=False)

@@ -153,6 +153,17 @@ def _figure(v: Any) -> str:
     return ("-" if whole.startswith("-") else "") + f"{int(digits):,}" + dot + frac
 
 
+def _pii_note(manifest: dict[str, Any]) -> str:
+    """Whether the run's reports mask personal data: ``--show-pii`` or ``run.show_pii`` turn it off."""
+    shown = (manifest.get("parameters") or {}).get("show_pii") or \
+        ((manifest.get("config") or {}).get("run") or {}).get("show_pii")
+    if shown:
+        return ("<strong>Personal data (emails, phones, names) is shown unmasked in these reports</strong> "
+                "(run with show_pii); do not share them.")
+    return ("Personal data (emails, phones, names) is masked in the reports; "
+            "the staging database and the import files keep it.")
+
+
 def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]) -> Path:
     """One offline page linking the notebooks, Data Docs, rejects and outputs, with headline figures."""
     e = html.escape
@@ -193,8 +204,7 @@ p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }
 {e(str(manifest['config']['migration']['cutover']))}. Status: <strong>{e(summary['status'])}</strong>.</p>
 {banner}
 {_headline(run_dir, summary)}
-<p>Personal data (emails, phones, names) is masked in the reports;
-the staging database and the import files keep it.</p>
+<p>{_pii_note(manifest)}</p>
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>status</th><th>rows in</th><th>rows out</th><th>rejected</th><th>expectations</th>
 <th>seconds</th><th>read</th></tr>

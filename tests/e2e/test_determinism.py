@@ -30,7 +30,6 @@ EXCLUDED_FILES = {
 }
 EXCLUDED_FOLDERS = {
     "notebooks": "executed notebooks and HTML carry papermill's execution times; kernel logs",
-    "data_docs": "GX names its validation pages after the validation time",
     "stages": "compared without times, memory and the run dir's path (below)",
     "repro": "replays of a stage (the last test makes one)",
 }

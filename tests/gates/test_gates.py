@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from loyalty_toolkit import gates
+from loyalty_toolkit.gates import pages
 from loyalty_toolkit.errors import ConfigError, GateFailed
 from loyalty_toolkit.model import REJECT_COLUMNS, expectations_dir
 
@@ -29,7 +30,14 @@ def test_gate_case(case, tmp_path):
                     for o in report.outcomes if not o.success)
     assert report.passed is case["passed"]
     assert failed == sorted(case["failed"])
-    assert (tmp_path / "docs" / "index.html").is_file()
+    # One self-contained page per stage: every expectation has its anchored row, failures are linked.
+    assert [p.name for p in (tmp_path / "docs").rglob("*") if p.is_file()] == ["index.html"]
+    assert report.docs_index == str(tmp_path / "docs" / "index.html")
+    page = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+    for o in report.outcomes:
+        assert page.count(f"id='{pages.anchor(o)}'") == 1
+        assert (f"href='#{pages.anchor(o)}'>{o.table} #{o.position}:" in page) is (not o.success)
+    assert ("Gate failed" in page) is (not case["passed"])
     if not case["passed"]:
         with pytest.raises(GateFailed) as err:
             report.raise_if_failed()
@@ -81,5 +89,35 @@ def test_examples_are_masked_by_default(tmp_path):
     frame = pd.DataFrame({"email": ["jean@example.com"]})
     report = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent)
     assert report.outcomes[0].examples == ["j***@example.com"]
-    shown = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent, show_pii=True)
+    shown = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent, show_pii=True,
+                           docs_dir=tmp_path / "shown")
     assert shown.outcomes[0].examples == ["jean@example.com"]
+    assert "jean@example.com" in (tmp_path / "shown" / "index.html").read_text(encoding="utf-8")
+
+
+def test_outcomes_follow_the_suite_file_and_carry_what_the_page_shows(tmp_path):
+    suite = _suite(tmp_path, [
+        {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 2}, "severity": "warning"},
+        {"type": "expect_column_values_to_be_between", "severity": "critical",
+         "kwargs": {"column": "points", "min_value": {"$PARAMETER": "floor"}}, "meta": {"description": "d"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "points"}, "severity": "critical"},
+    ])
+    frame = pd.DataFrame({"points": [5, -3, 7, 9]})
+    report = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent, parameters={"floor": 0})
+    assert [o.position for o in report.outcomes] == [1, 2, 3]
+    count, between, _ = report.outcomes
+    assert count.observed == 4 and not count.success and not count.critical
+    assert between.kwargs == {"column": "points", "min_value": 0} and between.parameters == {"min_value": "floor"}
+    assert (between.element_count, between.unexpected_count, between.unexpected_percent) == (4, 1, 25.0)
+    assert between.examples == [-3] and between.description == "d" and not between.success
+    page = pages.render_gate_page(report)
+    assert "($PARAMETER floor)" in page and "<code>-3</code>" in page
+
+
+def test_compound_examples_are_masked_column_by_column(tmp_path):
+    suite = _suite(tmp_path, [{"type": "expect_compound_columns_to_be_unique",
+                               "kwargs": {"column_list": ["email", "center"]}, "severity": "warning"}])
+    frame = pd.DataFrame({"email": ["jean@example.com", "jean@example.com"], "center": ["C1", "C1"]})
+    report = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent, docs_dir=tmp_path / "docs")
+    assert report.outcomes[0].examples[0] == {"email": "j***@example.com", "center": "C1"}
+    assert "jean@example.com" not in (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")

@@ -17,3 +17,19 @@ def test_summary_has_exactly_the_design_fields():
 def test_failure_is_carried_in_totals():
     s = build_summary("r1", [stage_entry("subset", "failed", 1, None)], "stage 00_subset: boom")
     assert s["status"] == "failed" and s["totals"]["failure"] == "stage 00_subset: boom"
+
+
+def _index_text(tmp_path, parameters, run_config):
+    from loyalty_toolkit.runner.record import write_index
+
+    manifest = {"config": {"migration": {"name": "m", "cutover": "2026-06-30"}, "run": run_config}, "inputs": {},
+                "parameters": parameters}
+    summary = build_summary("r1", [stage_entry("subset", "passed", 1, None)], None)
+    return write_index(tmp_path, summary, manifest).read_text(encoding="utf-8")
+
+
+def test_index_says_whether_personal_data_is_masked(tmp_path):
+    assert "is masked in the reports" in _index_text(tmp_path, {"show_pii": False}, {"show_pii": False})
+    for params, run_config in (({"show_pii": True}, {"show_pii": False}), ({"show_pii": False}, {"show_pii": True})):
+        text = _index_text(tmp_path, params, run_config)
+        assert "shown unmasked" in text and "is masked" not in text

@@ -1,10 +1,11 @@
-"""Great Expectations gates: the only module that imports great_expectations.
+"""Great Expectations gates: the only package that imports great_expectations.
 
 Suites are hand-written files ``expectations/<stage>.<table>.json``, checked strictly when loaded
 (GX silently drops an unknown expectation type; here a typo is an error), and run in an ephemeral
 context so no GX project folder is left behind. Each expectation carries GX's own ``severity``:
-``critical`` failures block the stage, ``warning`` failures are reported. Data Docs are written to
-``RUN_DIR/data_docs/<NN_stage>/``.
+``critical`` failures block the stage, ``warning`` failures are reported. The stage's gate page
+(our Data Docs, rendered by :mod:`loyalty_toolkit.gates.pages` without GX and without any remote
+asset) is written to ``RUN_DIR/data_docs/<NN_stage>/index.html``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from loyalty_toolkit.errors import ConfigError, GateFailed
-from loyalty_toolkit.mask import PII_KINDS, mask_examples, mask_value
+from loyalty_toolkit.gates.pages import mask_example_values, mask_observed, write_gate_page
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 # jsonschema, which GX loads through altair, compiles rfc3987_syntax's IRI grammar whenever that
@@ -46,6 +47,14 @@ class Outcome:
     examples: list[Any] = field(default_factory=list)
     description: str = ""
     observed: Any = None
+    # For the gate page: where the expectation sits in its suite file (1-based), its arguments as
+    # run (a ``$PARAMETER`` resolved; ``parameters`` names it), and GX's row figures.
+    position: int = 0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    element_count: int | None = None
+    unexpected_percent: float | None = None
+    error: str = ""
 
     def summary_row(self) -> dict[str, Any]:
         return {"expectation": self.expectation, "column": self.column, "success": self.success,
@@ -59,6 +68,7 @@ class GateReport:
     stage: str
     outcomes: list[Outcome]
     docs_index: str | None = None
+    suites: dict[str, str] = field(default_factory=dict)  # table -> the suite's description
 
     @property
     def passed(self) -> bool:
@@ -90,7 +100,7 @@ class GateReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "passed": self.passed, "docs_index": self.docs_index,
-                "outcomes": [asdict(o) for o in self.outcomes]}
+                "suites": self.suites, "outcomes": [asdict(o) for o in self.outcomes]}
 
     def raise_if_failed(self) -> None:
         """Raise :class:`GateFailed` naming the first critical failure: the run stops here."""
@@ -150,22 +160,13 @@ def load_suite(path: Path) -> dict[str, Any]:
 
 # -- running -----------------------------------------------------------------------------------
 
-def _context(docs_dir: Path | None):
+def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if docs_dir is not None:
-        ctx.add_data_docs_site(site_name="run", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        for site in list(ctx.get_site_names()):
-            if site != "run":
-                ctx.delete_data_docs_site(site)
     return ctx
 
 
@@ -205,83 +206,79 @@ def run_gate(stage: str, tables: dict[str, pd.DataFrame], *, suites_dir: Path, d
     """Validate each table of ``stage`` against ``expectations/<stage>.<table>.json``.
 
     Every suite of the stage must find its table in ``tables`` (a missing table is a ConfigError),
-    so a gate cannot pass by not running.
+    so a gate cannot pass by not running. With ``docs_dir``, the stage's gate page is written to
+    ``docs_dir/index.html`` (examples masked unless ``show_pii``).
     """
     import great_expectations as gx
 
-    raw_pii: dict[str, str] = {}
     paths = suite_paths(suites_dir, stage)
     if not paths:
         raise ConfigError(f"no suite for stage {stage!r} in {suites_dir}", stage=stage)
-    ctx = _context(docs_dir)
+    ctx = _context()
     source = ctx.data_sources.add_pandas("staging")
     outcomes: list[Outcome] = []
+    suites: dict[str, str] = {}
     for path in paths:
         raw = load_suite(path)
         table = path.stem.split(".", 1)[1]
         if table not in tables:
             raise ConfigError(f"suite {path.name} gates table {table!r}, which stage {stage!r} did not produce",
                               stage=stage, file=path.name)
+        suites[table] = str((raw.get("meta") or {}).get("description", ""))
         suite = ctx.suites.add(gx.ExpectationSuite(**raw))
+        # GX does not return results in suite order; the id it gave each expectation says where it sits.
+        positions = {e.id: i for i, e in enumerate(suite.expectations, start=1)}
         batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=path.stem, data=batch, suite=suite))
         result = vd.run(batch_parameters={"dataframe": _gx_frame(tables[table], _suite_columns(raw))},
                         expectation_parameters=parameters or {},
                         result_format={"result_format": "COMPLETE", "partial_unexpected_count": examples})
-        for r in result.results:
-            cfg = r.expectation_config
-            res = r.result or {}
-            column = cfg.kwargs.get("column")
-            raised = isinstance(r.exception_info, dict) and r.exception_info.get("raised_exception")
-            if not show_pii and PII_KINDS.get(str(column)):
-                raw_pii.update(_pii_values(PII_KINDS[str(column)], res))
-            examples_list = list(res.get("partial_unexpected_list") or [])[:examples]
-            examples_list = mask_examples(column, [_plain(v) for v in examples_list], show_pii=show_pii)
-            if raised:
-                examples_list = [str(r.exception_info.get("exception_message", "error"))[:200]]
-            outcomes.append(Outcome(
-                table=table, expectation=cfg.type, column=column, success=bool(r.success),
-                critical=str(getattr(cfg.severity, "value", cfg.severity)) == "critical",
-                unexpected_count=_int_or_none(res.get("unexpected_count")),
-                examples=examples_list, description=(cfg.meta or {}).get("description", ""),
-                observed=_plain(res.get("observed_value")),
-            ))
-    docs_index = None
+        found = sorted(result.results, key=lambda r: positions.get(r.expectation_config.id, len(positions) + 1))
+        for r in found:
+            outcomes.append(_outcome(table, r, raw["expectations"], positions, show_pii=show_pii, examples=examples))
+    report = GateReport(stage=stage, outcomes=outcomes, suites=suites)
     if docs_dir is not None:
-        ctx.build_data_docs(site_names=["run"])
-        docs_index = str(Path(docs_dir) / "index.html")
-        if raw_pii:
-            scrub_docs(Path(docs_dir), raw_pii)
-    return GateReport(stage=stage, outcomes=outcomes, docs_index=docs_index)
+        report.docs_index = str(write_gate_page(report, Path(docs_dir), show_pii=show_pii))
+    return report
 
 
-def _pii_values(kind: str, result: dict[str, Any]) -> dict[str, str]:
-    """Raw personal values GX put in a result (which Data Docs would print), with their masks."""
-    found: dict[str, str] = {}
-    for key in ("partial_unexpected_list", "unexpected_list"):
-        for v in result.get(key) or []:
-            if isinstance(v, str) and v:
-                found[v] = mask_value(kind, v)
-    for item in result.get("partial_unexpected_counts") or []:
-        v = item.get("value") if isinstance(item, dict) else None
-        if isinstance(v, str) and v:
-            found[v] = mask_value(kind, v)
-    return found
+def _outcome(table: str, r: Any, suite_expectations: list[dict[str, Any]], positions: dict[str, int], *,
+             show_pii: bool, examples: int) -> Outcome:
+    """One GX expectation result as an :class:`Outcome`, its examples masked unless ``show_pii``."""
+    cfg = r.expectation_config
+    res = r.result or {}
+    kwargs = {k: _plain(v) for k, v in cfg.kwargs.items() if k != "batch_id"}
+    position = positions.get(cfg.id, 0)
+    declared = suite_expectations[position - 1].get("kwargs", {}) if position else {}
+    parameters = {k: v["$PARAMETER"] for k, v in declared.items() if isinstance(v, dict) and "$PARAMETER" in v}
+    examples_list = [_plain(v) for v in list(res.get("partial_unexpected_list") or [])[:examples]]
+    examples_list = mask_example_values(kwargs, examples_list, show_pii=show_pii)
+    error = _exception_message(r.exception_info)
+    if error:
+        examples_list = [error]
+    percent = res.get("unexpected_percent")
+    return Outcome(
+        table=table, expectation=cfg.type, column=cfg.kwargs.get("column"), success=bool(r.success),
+        critical=str(getattr(cfg.severity, "value", cfg.severity)) == "critical",
+        unexpected_count=_int_or_none(res.get("unexpected_count")),
+        examples=examples_list, description=(cfg.meta or {}).get("description", ""),
+        observed=mask_observed(cfg.kwargs.get("column"), _plain(res.get("observed_value")), show_pii=show_pii),
+        position=position, kwargs=kwargs, parameters=parameters,
+        element_count=_int_or_none(res.get("element_count")),
+        unexpected_percent=None if percent is None else float(percent), error=error,
+    )
 
 
-def scrub_docs(docs_dir: Path, replacements: dict[str, str]) -> None:
-    """Mask personal values in the Data Docs pages GX rendered: GX has no masking of its own."""
-    import html as html_lib
-
-    pairs = sorted(replacements.items(), key=lambda kv: -len(kv[0]))  # longest first: no partial overlaps
-    for page in Path(docs_dir).rglob("*.html"):
-        text = page.read_text(encoding="utf-8")
-        new = text
-        for raw, masked in pairs:
-            for form in {raw, html_lib.escape(raw), html_lib.escape(raw, quote=False)}:
-                new = new.replace(form, masked)
-        if new != text:
-            page.write_text(new, encoding="utf-8")
+def _exception_message(info: Any) -> str:
+    """The message of an expectation that raised, or "". GX gives ``exception_info`` either flat or
+    keyed by metric id."""
+    if not isinstance(info, dict):
+        return ""
+    candidates = [info] + [v for v in info.values() if isinstance(v, dict)]
+    for c in candidates:
+        if c.get("raised_exception"):
+            return str(c.get("exception_message") or "error")[:200]
+    return ""
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -289,6 +286,11 @@ def _int_or_none(v: Any) -> int | None:
 
 
 def _plain(v: Any) -> Any:
+    """A JSON-friendly value: numpy scalars as Python ones (also inside lists and dicts), NaN as None."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
     if hasattr(v, "item"):
         return v.item()
     if isinstance(v, float) and v != v:

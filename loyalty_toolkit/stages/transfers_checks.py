@@ -67,9 +67,14 @@ def transfer_side(all_lots: pd.DataFrame, result: TransferResult, allocations: p
     spending = rows["type"].to_numpy(dtype=object) == SPENDING
     exact = rows["points"].to_numpy(np.int64) * UNITS_PER_POINT + rows["residue_units"].to_numpy(np.int64)
     add = np.flatnonzero(~spending)
-    lists = [s.split(",") if s else [] for s in text_column(rows, "lot_ids")[add].tolist()]
-    t = np.repeat(np.arange(len(add)), [len(x) for x in lists])
-    flat = np.asarray([x for xs in lists for x in xs], dtype=object)
+    texts = text_column(rows, "lot_ids")[add]
+    if "," in "\n".join(texts.tolist()):
+        lists = [s.split(",") if s else [] for s in texts.tolist()]
+        t = np.repeat(np.arange(len(add)), [len(x) for x in lists])
+        flat = np.asarray([x for xs in lists for x in xs], dtype=object)
+    else:  # one lot per transfer (granularity lot): no text to split, millions of times
+        t = np.flatnonzero(texts != "")
+        flat = texts[t]
     pos = lot_ids.get_indexer(flat) if len(flat) else np.zeros(0, dtype=np.int64)
     opening = np.where(pos >= 0, is_open_lot[np.maximum(pos, 0)], False) if len(pos) else np.zeros(0, bool)
     order = np.lexsort((~opening, t))  # per transfer, opening lots first: the remainder lands on a ledger lot

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import papermill as pm
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
-logging.getLogger("papermill").setLevel(logging.WARNING)
+logging.getLogger("papermill").setLevel(logging.WARNING)  # applies when papermill is imported
 logging.getLogger("traitlets").setLevel(logging.ERROR)
 
 
@@ -75,6 +72,11 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
     for key, value in parameters.items():
         if not isinstance(value, (str, int, float, bool)) or value is None:
             raise TypeError(f"notebook parameter {key} must be a plain string or number, got {type(value).__name__}")
+    # imported here, not at the top: every CLI command imports the runner, few execute a notebook
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     _kernel_env()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:

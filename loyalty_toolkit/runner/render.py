@@ -11,10 +11,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import nbformat
-from nbconvert import HTMLExporter
-from nbconvert.preprocessors import TagRemovePreprocessor
+from typing import TYPE_CHECKING
+
 from traitlets.config import Config
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
 
 TEMPLATE = "offline"
 _exporter: HTMLExporter | None = None
@@ -28,6 +30,10 @@ def template_dir() -> Path:
 def _html_exporter() -> HTMLExporter:
     global _exporter
     if _exporter is None:
+        # imported on first use: every CLI command imports the runner, few render a notebook
+        from nbconvert import HTMLExporter
+        from nbconvert.preprocessors import TagRemovePreprocessor
+
         c = Config()
         c.TagRemovePreprocessor.enabled = True
         c.TagRemovePreprocessor.remove_cell_tags = ("injected-parameters", "parameters")
@@ -40,6 +46,8 @@ def _html_exporter() -> HTMLExporter:
 
 def notebook_to_html(notebook: Path, html: Path) -> Path:
     """Write ``html`` next to the executed ``notebook``: one self-contained file, nothing remote."""
+    import nbformat
+
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = _html_exporter().from_notebook_node(nb)
     html.write_text(body, encoding="utf-8")

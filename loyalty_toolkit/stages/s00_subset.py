@@ -7,7 +7,6 @@ replayed from its own folder. Their path, size, sha256 and row count go to ``inp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,15 +16,7 @@ import pandas as pd
 
 from loyalty_toolkit.sources.csvfile import CsvTable, count_records, read_table, sniff, to_frame, write_records
 from loyalty_toolkit.stages import subset as logic
-from loyalty_toolkit.stages.context import INPUTS_FILE, StageContext, StageFigures
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from loyalty_toolkit.stages.context import INPUTS_FILE, StageContext, StageFigures, file_sha256
 
 
 def frozen_relpath(name: str, source: Path) -> str:
@@ -159,11 +150,11 @@ def run(ctx: StageContext) -> SubsetOutcome:
             read = count_records(path, fmt)
             shutil.copyfile(path, dest)
             kept_n = read
-        digest = sha256_file(dest)
+        digest = file_sha256(dest)
         # Recount the frozen copy independently: the gate checks it holds exactly the rows chosen.
         written = count_records(dest, fmt)
         info = {"source_path": str(path), "frozen_path": rel, "size": dest.stat().st_size, "sha256": digest,
-                "source_sha256": sha256_file(path), "rows_read": read, "rows_kept": kept_n,
+                "source_sha256": file_sha256(path), "rows_read": read, "rows_kept": kept_n,
                 "encoding": fmt.encoding, "delimiter": fmt.delimiter}
         record[name] = info
         rows.append({"input": name, "file": path.name, "encoding": fmt.encoding,

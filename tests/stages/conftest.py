@@ -20,11 +20,22 @@ def mapped_program(tmp_path_factory) -> Path:
     """A sample program (200 members, seed 3) with stages 00, 01 and 02 committed in ``runs/t``."""
     root = tmp_path_factory.mktemp("mapped")
     config = prepare_demo(root, members=200, seed=3)
-    for name, step in (("subset", s00_subset), ("members", s01_members), ("mapping", s02_mapping)):
-        ctx = open_stage(name, str(config), str(root / RUN))
+    _commit_stages(config, root / RUN, (("subset", s00_subset), ("members", s01_members), ("mapping", s02_mapping)))
+    return root
+
+
+def _commit_stages(config: Path, run_dir: Path, steps) -> None:
+    """Run, gate and commit each (name, step module) in order, as the stage notebooks do."""
+    for name, step in steps:
+        ctx = open_stage(name, str(config), str(run_dir))
         outcome = step.run(ctx)
         step.commit(ctx, outcome, step.gate(ctx, outcome))
-    return root
+
+
+@pytest.fixture(scope="session")
+def commit_stages():
+    """:func:`_commit_stages`, for test modules that take the program further."""
+    return _commit_stages
 
 
 @pytest.fixture

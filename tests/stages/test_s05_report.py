@@ -22,14 +22,11 @@ RUN = "runs/t"
 
 
 @pytest.fixture(scope="module")
-def migrated_program(mapped_program, tmp_path_factory) -> Path:
+def migrated_program(mapped_program, commit_stages, tmp_path_factory) -> Path:
     """The mapped sample program with stages 03 and 04 committed too."""
     root = tmp_path_factory.mktemp("migrated") / "program"
     shutil.copytree(mapped_program, root)
-    for name, step in (("transfers", s03_transfers), ("rewards", s04_rewards)):
-        ctx = open_stage(name, str(root / "migration.yml"), str(root / RUN))
-        outcome = step.run(ctx)
-        step.commit(ctx, outcome, step.gate(ctx, outcome))
+    commit_stages(root / "migration.yml", root / RUN, (("transfers", s03_transfers), ("rewards", s04_rewards)))
     return root
 
 

@@ -74,6 +74,10 @@ ENGINE_TIMES: tuple[str, ...] = ("action_at_us", "effective_start_us", "effectiv
 # What stage 03's lot engine, reconciliation and roll-forward read of the entries.
 ENGINE_COLUMNS: tuple[str, ...] = ("line", "user_id", "kind", "guestpointsid", "points_units", *ENGINE_TIMES,
                                    "program", "center", "accrual_center", "payment_center")
+# The source fields parse_ledger reads to build ENGINE_COLUMNS (read_ledger's ``fields``).
+ENGINE_FIELDS: tuple[str, ...] = ("user_id", "record_type", "guestpointsid", "action_date", "points",
+                                  "effective_start", "effective_end", "program", "accrual_center",
+                                  "payment_center", "accrual_center_minutes", "payment_center_minutes")
 
 # -- parsing -----------------------------------------------------------------------------------
 

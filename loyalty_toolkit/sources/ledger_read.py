@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 from array import array
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from operator import itemgetter
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def required_headers(src: LedgerSource) -> list[str]:
     return list(dict.fromkeys([mapping[f] for f in LEDGER_REQUIRED] + [mapping[f] for f in src.columns]))
 
 
-def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
+def read_ledger(src: LedgerSource, *, stage: str = STAGE, fields: Collection[str] | None = None) -> pd.DataFrame:
     """The ledger export as a canonical frame (keys of src.column_map() + int64 `_line`), ready for parse_ledger.
 
     Every canonical column is a pandas ``Categorical`` of the cells as read (text, not trimmed): a
@@ -69,12 +69,17 @@ def read_ledger(src: LedgerSource, *, stage: str = STAGE) -> pd.DataFrame:
     ``csvfile.sniff``, which reads the whole file, only when that fails). Raises InputError with
     file, line and column; with several problems in one file the first met while reading wins.
 
+    ``fields`` keeps only those canonical fields (and the required ones): stage 03 reads
+    ``ledger.ENGINE_FIELDS``, since invoice ids and tiers, near-unique over millions of rows, would
+    cost gigabytes that the lot engine never reads.
+
     A large file with a simple layout (``arrow_csv.qualifies``) is read by pyarrow instead, to
     the same frame; anything that reader refuses is read again the strict way, which reports it.
     """
     path = Path(src.path)
-    mapping = src.column_map()
+    # every mapped header must still be in the file; only the fields asked for are kept
     required = required_headers(src)
+    mapping = {f: h for f, h in src.column_map().items() if fields is None or f in fields or f in LEDGER_REQUIRED}
     codec, delimiter = _stream_format(path, src.encoding, src.delimiter, stage)
     fast = _read_fast(path, codec, delimiter, mapping, required, stage)
     if fast is not None:

@@ -30,7 +30,7 @@ import pandas as pd
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, parse_ledger, units_to_decimal
 from loyalty_toolkit.sources.ledger_read import read_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
@@ -245,7 +245,7 @@ def run(ctx: StageContext) -> TransfersOutcome:
     tcfg, cutover = cfg.transfers, cfg.migration.cutover
     frozen = ctx.frozen_inputs()
     src = ctx.source("ledger")
-    frame = read_ledger(src, stage=ctx.stage)
+    frame = read_ledger(src, stage=ctx.stage, fields=ENGINE_FIELDS)
     ledger_parsed_rows = len(frame)
     parsed = parse_ledger(frame, source_file=src.path.name, timezone=src.timezone,
                           date_format=getattr(src, "date_format", None), columns=src.column_map(),

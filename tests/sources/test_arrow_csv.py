@@ -10,7 +10,7 @@ import pytest
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.sources import arrow_csv, ledger_read
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENTRY_COLUMNS, parse_ledger
+from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, ENTRY_COLUMNS, parse_ledger
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
 HEADER = ("user id,record type name,guestpointsid,action date,Loyalty Points,effective start date,"
@@ -124,3 +124,17 @@ def test_engine_columns_are_the_same_values_as_the_full_entries(tmp_path, always
         stamps = pd.DatetimeIndex(full.entries[f"{prefix}_ts"]).as_unit("us").asi8
         assert lean.entries[f"{prefix}_us"].tolist() == stamps.tolist()
     pd.testing.assert_frame_equal(lean.rejects, full.rejects)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("fixture", ["bad_rows.csv", *SIMPLE_FIXTURES])  # bad_rows: every reject reason
+def test_reading_only_the_engine_fields_parses_to_the_same_engine_entries(fixture, fast, monkeypatch):
+    monkeypatch.setattr(ledger_read, "_FAST_BYTES", 0 if fast else 1 << 62)
+    src = LedgerSource(path=FIXTURES / fixture)
+    full = ledger_read.read_ledger(src)
+    lean = ledger_read.read_ledger(src, fields=ENGINE_FIELDS)
+    assert list(lean.columns) == [*ENGINE_FIELDS, "_line"]
+    a = parse_ledger(full, source_file="f", timezone="Europe/Paris", entry_columns=ENGINE_COLUMNS)
+    b = parse_ledger(lean, source_file="f", timezone="Europe/Paris", entry_columns=ENGINE_COLUMNS)
+    pd.testing.assert_frame_equal(plain(a.entries), plain(b.entries))
+    pd.testing.assert_frame_equal(a.rejects, b.rejects)

@@ -1,0 +1,129 @@
+"""Stage 03 (transfers) at scale, the issue #4 target: 10M ledger rows within 120 s and 4 GB.
+
+    python -m benchmarks.stage03 [--members 1000000] [--ledger-rows-per-member 10] [--steps]
+
+Generates the sample program once under ``--out`` and runs stages 00-02 on it once (a run called
+``base``, reused by later calls: at 1M members that takes about 10 minutes). Each call then copies
+``base`` to a fresh run dir and runs stage 03 alone, through papermill as ``run`` does, and prints
+the stage's wall seconds (kernel start to HTML), compute seconds and the kernel's peak memory.
+``--steps`` instead runs stage 03's functions in this process and prints each step's seconds and
+memory, to see where the time goes. Measure on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loyalty_toolkit.runner import run
+from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
+from loyalty_toolkit.sample import generate_sample
+from loyalty_toolkit.stages import context, s03_transfers
+
+STEPS = ("read_ledger", "parse_ledger", "build_lots", "opening_lots", "build_transfers", "write_transfer_files",
+         "write_haravan_file", "reconcile", "reconcile_by", "transfer_side", "roll_forward")
+
+
+def _mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def prepare(out: Path, members: int, per_member: float) -> tuple[Path, Path]:
+    """The program's config and its ``base`` run dir with stages 00-02 passed (made once)."""
+    root = out / f"program-{members}"
+    config = root / "migration.yml"
+    base = root / "runs" / "base"
+    summary = base / "summary.json"
+    if summary.is_file():
+        passed = {s["name"] for s in json.loads(summary.read_text())["stages"] if s["status"] == "passed"}
+        if {"subset", "members", "mapping"} <= passed:
+            return config, base
+    if root.exists():
+        shutil.rmtree(root)
+    t0 = time.monotonic()
+    sample = generate_sample(root, members=members, seed=7, cutover=DEMO_CUTOVER, ledger_rows_per_member=per_member)
+    config = write_config(root, name=f"bench-{members}", reward_files=sample.rewards)
+    print(f"sample generated in {time.monotonic() - t0:.0f} s; running stages 00-02 once", flush=True)
+    result = run(config, stages="subset,members,mapping", run_id="base")
+    if result.exit_code:
+        raise SystemExit(f"stages 00-02 failed: {result.message}")
+    return config, base
+
+
+def fresh_run(base: Path) -> Path:
+    run_id = "s03-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    dest = base.parent / run_id
+    shutil.copytree(base, dest)
+    return dest
+
+
+def notebook(config: Path, base: Path) -> list[tuple]:
+    run_dir = fresh_run(base)
+    result = run(config, stages="transfers", run_id=run_dir.name)
+    rec = json.loads((run_dir / "stages" / "03_transfers.json").read_text())
+    stage = next(s for s in json.loads((run_dir / "summary.json").read_text())["stages"] if s["name"] == "transfers")
+    return [("03_transfers (notebook)", stage["status"], rec["totals"]["ledger"]["rows"], stage["seconds"],
+             rec.get("compute_seconds"), rec.get("peak_rss_mb"), result.message if result.exit_code else "")]
+
+
+def steps(config: Path, base: Path) -> list[tuple]:
+    """Stage 03's functions in this process, each timed (``s03_transfers`` looks them up at call time)."""
+    rows: list[tuple] = []
+    t_all = time.monotonic()
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.monotonic()
+            out = fn(*args, **kwargs)
+            rows.append((name, "", "", round(time.monotonic() - t0, 1), "", round(_mb("VmHWM")), ""))
+            return out
+        return wrapper
+
+    for name in STEPS:
+        setattr(s03_transfers, name, timed(name, getattr(s03_transfers, name)))
+    ctx = context.open_stage("transfers", str(config), str(fresh_run(base)))
+    t0 = time.monotonic()
+    outcome = s03_transfers.run(ctx)
+    rest = time.monotonic() - t0 - sum(r[3] for r in rows)
+    rows.append(("(rest of run: store reads, rejects ...)", "", "", round(rest, 1), "", round(_mb("VmHWM")), ""))
+    t0 = time.monotonic()
+    report = s03_transfers.gate(ctx, outcome)
+    rows.append(("gate", "passed" if report.passed else "failed", "", round(time.monotonic() - t0, 1), "",
+                 round(_mb("VmHWM")), ""))
+    t0 = time.monotonic()
+    s03_transfers.commit(ctx, outcome, report)
+    rows.append(("commit", "", "", round(time.monotonic() - t0, 1), "", round(_mb("VmHWM")), ""))
+    rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "", round(_mb("VmHWM")), ""))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.stage03", description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=1_000_000)
+    ap.add_argument("--ledger-rows-per-member", type=float, default=10.0)
+    ap.add_argument("--out", type=Path, default=Path("bench-out") / "stage03")
+    ap.add_argument("--steps", action="store_true", help="time each step in this process instead of the notebook")
+    args = ap.parse_args()
+    config, base = prepare(args.out, args.members, args.ledger_rows_per_member)
+    table = steps(config, base) if args.steps else notebook(config, base)
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
+    head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note")
+    widths = (42, 8, 13, 9, 10, 9, 20)
+    print("".join(h.ljust(w) for h, w in zip(head, widths)))
+    for row in table:
+        print("".join(("" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))).ljust(w)
+                      for v, w in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    main()

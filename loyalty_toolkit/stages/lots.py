@@ -58,7 +58,8 @@ _NAT = np.iinfo(np.int64).min  # "no time": no start, no expiry
 
 LOT_COLUMNS = ("lot_id", "user_id", "accrued", "consumed", "remaining", "status", "expires_at_utc",
                "unlock_at_utc", "program", "center", "line", "action_at_utc",
-               "accrued_units", "consumed_units", "remaining_units")
+               "accrued_units", "consumed_units", "remaining_units",
+               "expires_at_us", "unlock_at_us", "action_at_us")
 ALLOCATION_COLUMNS = ("line", "user_id", "lot_id", "points", "method", "cross_center", "redemption_center",
                       "redemption_program", "lot_center", "lot_program", "lot_line", "points_units")
 BALANCE_COLUMNS = ("user_id", "accrued", "redeemed", "expired", "open", "pending", "deficit", "balance",
@@ -75,7 +76,8 @@ class LotResult:
     (ALLOCATION_COLUMNS; ``lot_id`` "" for the deficit part). ``balances``: one row per member
     (BALANCE_COLUMNS; balance = open + pending - deficit). ``fallbacks``: per method, how many
     redemptions used it, in how many pieces, for how many points. ``after_cutover``: entries
-    left to the delta. Decimal columns have an exact int64 micro-point twin ``*_units``.
+    left to the delta. Decimal columns have an exact int64 micro-point twin ``*_units``, and the
+    lots' ISO ``*_at_utc`` columns an int64 UTC-microsecond twin ``*_at_us`` (int64 min = none).
     """
 
     lots: pd.DataFrame
@@ -212,6 +214,10 @@ def build_lots(entries: pd.DataFrame, *, cutover: datetime) -> LotResult:
         "accrued_units": lot_amt,
         "consumed_units": consumed,
         "remaining_units": remaining,
+        # the same instants as int64 UTC microseconds: build_transfers need not parse millions of strings
+        "expires_at_us": lot_end,
+        "unlock_at_us": lot_start,
+        "action_at_us": lot_act,
     })
     del lot_start, lot_end, lot_act, red_act
 

@@ -22,7 +22,8 @@ again here (rounding a whole number is a no-op, so build_transfers adds no resid
    but listed in ``zero`` with its residue (its whole exact value).
 5. ``transfer_id`` = uuid5(NAMESPACE, "<sorted lot ids joined by ,>|<wallet>") (a carried deficit:
    "deficit:<legacy_id>|<wallet>"), so re-runs give identical ids (invariant 7). File order: per
-   legacy_id, adding before spending, oldest ``registered_on`` first, then soonest expiry (never last).
+   legacy_id, adding before spending, oldest ``registered_on`` first, then soonest expiry (never
+   last), then ``unlock_at`` (none first), ``lot_ids`` and ``transfer_id``, each compared as text.
 6. Negative balances (``negative_balances``: user_id + deficit or deficit_units, e.g.
    ``LotResult.balances``): ``carry`` emits a ``spending`` transfer of the rounded deficit
    registered at the cutover (the target's wallet must allow negative balances: OSS refuses a
@@ -34,6 +35,15 @@ carry, ``residue`` sums the residue of emitted AND zero-point transfers, ``rejec
 MEMBER_UNMAPPED rows and ``review`` the deficits held for review. ``per_member.points_units`` is
 the ledger part of ``owed`` (opening lots excluded: the ledger does not know them) so
 ``reconcile(entries, lot_result, per_member)`` ties to zero; ``opening_units`` is the rest.
+
+Scale (millions of lots): the work is array operations over whole columns. Lots read their times
+from the int64 ``*_at_us`` twins ``build_lots`` and ``opening_lots`` give them (a frame built by
+hand without them is parsed from its ISO text, once per distinct value); members are numbered
+once; sums per member are ``np.add.at``; the file order is one ``np.lexsort`` over integer ranks
+(``stages.transfers_keys``). Python loops run only over rejected lots, deficits, unmatched opening
+rows and distinct values, and once per transfer for the SHA-1 of its id: 1.3M transfers take about
+5 s. ``tests/stages/test_transfers.py`` holds the row-by-row implementation this replaced as an
+oracle.
 """
 
 from __future__ import annotations
@@ -50,6 +60,17 @@ from loyalty_toolkit.config import ROUNDING_MODES
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.stages.lots import LOT_COLUMNS, OPEN, PENDING, datetime_us, text_column
+from loyalty_toolkit.stages.transfers_keys import (  # format_utc: part of this module's interface
+    file_order,
+    format_utc,
+    group_ids,
+    holders,
+    isin,
+    join_sorted,
+    text_rank,
+    utc_text_and_rank,
+    uuid5_strings,
+)
 
 STAGE = "transfers"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "loyalty-migrate:unit-transfer")
@@ -73,6 +94,8 @@ PER_MEMBER_COLUMNS = ("user_id", "target_id", "transfers", "points", "residue", 
                       "owed", "owed_units", "opening_units", "points_units")
 _NAT = np.iinfo(np.int64).min
 _DAY_US = 86_400 * 1_000_000
+# a lot's instants: int64 UTC microseconds (build_lots) -> the ISO text they twin
+_US_OF = {"expires_at_us": "expires_at_utc", "unlock_at_us": "unlock_at_utc", "action_at_us": "action_at_utc"}
 
 
 @dataclass
@@ -123,10 +146,6 @@ def transfer_id(lot_ids: list[str] | tuple[str, ...], wallet_type_code: str) -> 
     return str(uuid.uuid5(NAMESPACE, f"{','.join(sorted(lot_ids))}|{wallet_type_code}"))
 
 
-def deficit_transfer_id(legacy_id: str, wallet_type_code: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"deficit:{legacy_id}|{wallet_type_code}"))
-
-
 def _id_map(id_map: pd.DataFrame) -> dict[str, str]:
     legacy = text_column(id_map, "legacy_id")
     if len(set(legacy.tolist())) != len(legacy):
@@ -144,28 +163,73 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
     ``members``: accepted members with legacy_id, email_key, phone (E.164). ``unmatched``
     (UNMATCHED_COLUMNS, reasons OPENING_NO_MEMBER, OPENING_MEMBER_AMBIGUOUS,
     OPENING_MEMBER_UNMAPPED) carries each row's points so opening points are conserved:
-    sum(balances.points) == sum(lots.remaining) + sum(unmatched.points).
+    sum(balances.points) == sum(lots.remaining) + sum(unmatched.points). Rows are matched with
+    joins; only the unmatched rows are visited one by one, for their messages.
     """
     mapped = _id_map(id_map)
     m_id, m_phone, m_email = (text_column(members, c) for c in ("legacy_id", "phone", "email_key"))
-    by_pair: dict[tuple[str, str], set[str]] = {}
-    by_phone: dict[str, set[str]] = {}
-    by_email: dict[str, set[str]] = {}
-    for lid, ph, em in zip(m_id.tolist(), m_phone.tolist(), m_email.tolist()):
-        if ph:
-            by_phone.setdefault(ph, set()).add(lid)
-        if em:
-            by_email.setdefault(em, set()).add(lid)
-        if ph and em:
-            by_pair.setdefault((ph, em), set()).add(lid)
+    b_phone, b_email = text_column(balances, "phone"), text_column(balances, "email_key")
+    n = len(balances)
+    # per row, the distinct members holding both its phone and its email key (invariant 6: exactly one)
+    both = (m_phone != "") & (m_email != "") & isin(m_phone, b_phone)
+    held = pd.DataFrame({"phone": m_phone[both], "email": m_email[both], "owner": m_id[both]}).drop_duplicates()
+    per_pair = held.groupby(["phone", "email"], sort=False)["owner"].agg(["size", "first"]).reset_index()
+    found = pd.DataFrame({"phone": b_phone, "email": b_email}).merge(
+        per_pair, how="left", on=["phone", "email"], sort=False)
+    n_owners = found["size"].fillna(0).to_numpy(dtype=np.int64)
+    owner = found["first"].to_numpy(dtype=object)
+    mapped_owner = np.zeros(n, dtype=bool)
+    single = np.flatnonzero(n_owners == 1)
+    mapped_owner[single] = isin(owner[single], np.asarray(list(mapped), dtype=object))
+    ok = np.flatnonzero(mapped_owner)
 
-    lots, unmatched = [], []
-    for row in balances.itertuples(index=False):
-        owners = sorted(by_pair.get((row.phone, row.email_key), ()))
-        legacy, code = "", ""
-        if not owners:
-            code = OPENING_NO_MEMBER
-            ph, em = sorted(by_phone.get(row.phone, ())), sorted(by_email.get(row.email_key, ()))
+    def raw(column: str, rows: np.ndarray) -> list:
+        """The balances' own values (as itertuples gives them), "" where the column is absent."""
+        if column not in balances.columns:
+            return [""] * len(rows)
+        return balances[column].to_numpy(dtype=object)[rows].tolist()
+
+    points = np.asarray(raw("points", ok), dtype=object).astype(np.int64) if len(ok) else np.zeros(0, np.int64)
+    units = points * UNITS_PER_POINT
+    pts = units_to_decimal(units).tolist()
+    k, start = len(ok), raw("effective_start", ok)
+    lot_frame = pd.DataFrame.from_records(
+        list(zip(raw("lot_id", ok), owner[ok].tolist(), pts, [Decimal(0)] * k, pts, [OPEN] * k,
+                 raw("effective_end", ok), start, raw("action_name", ok), [OPENING_CENTER] * k,
+                 np.asarray(raw("line", ok), dtype=object).astype(np.int64).tolist(), start, units.tolist(),
+                 [0] * k, units.tolist(), [OPENING_SOURCE] * k, raw("source_file", ok))),
+        columns=[c for c in OPENING_LOT_COLUMNS if c not in _US_OF])
+    lot_frame = lot_frame.astype({"line": "int64", "accrued_units": "int64", "consumed_units": "int64",
+                                  "remaining_units": "int64"})
+    for us_column, iso_column in _US_OF.items():  # the int64 twins build_lots gives its lots too
+        lot_frame[us_column] = _iso_us(lot_frame, iso_column)
+    lot_frame = lot_frame[list(OPENING_LOT_COLUMNS)]
+
+    bad = np.flatnonzero(~mapped_owner)
+    unmatched = _unmatched_rows(bad, n_owners[bad], owner[bad], b_phone, b_email, m_id, m_phone, m_email, raw)
+    um = pd.DataFrame.from_records(unmatched, columns=list(UNMATCHED_COLUMNS)).astype({"line": "int64",
+                                                                                        "points": "int64"})
+    return lot_frame, um
+
+
+def _unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phone, m_email, raw) -> list[tuple]:
+    """UNMATCHED_COLUMNS records of the balance ``rows`` no mapped member holds (one loop over them)."""
+    # who holds the phone, or the email, of a row nobody holds both of (for its message), and who
+    # shares the pair of an ambiguous row: looked up for those rows only
+    none, shared = rows[n_owners == 0], rows[n_owners > 1]
+    has_phone = (m_phone != "") & isin(m_phone, b_phone[none])
+    has_email = (m_email != "") & isin(m_email, b_email[none])
+    holds = (m_phone != "") & (m_email != "") & isin(m_phone, b_phone[shared]) & isin(m_email, b_email[shared])
+    by_phone, by_email = holders(m_phone[has_phone], m_id[has_phone]), holders(m_email[has_email], m_id[has_email])
+    pair_owners = holders(m_phone[holds], m_email[holds], m_id[holds])
+    out = []
+    for row, count, legacy, file, line, lot_id, phone, email, pts, exact, residue in zip(
+            rows.tolist(), n_owners.tolist(), owner.tolist(), raw("source_file", rows),
+            raw("line", rows), raw("lot_id", rows), raw("phone", rows), raw("email", rows), raw("points", rows),
+            raw("points_exact", rows), raw("residue", rows)):
+        if count == 0:
+            legacy, code = "", OPENING_NO_MEMBER
+            ph, em = by_phone.get((b_phone[row],), []), by_email.get((b_email[row],), [])
             if ph and em:
                 msg = (f"no member has both: the phone is member {', '.join(ph)}'s, "
                        f"the email member {', '.join(em)}'s")
@@ -174,31 +238,16 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
                        f"but the {'email' if ph else 'phone'} is not")
             else:
                 msg = "no accepted member has this phone or this email"
-        elif len(owners) > 1:
-            code = OPENING_MEMBER_AMBIGUOUS
+        elif count > 1:
+            legacy, code = "", OPENING_MEMBER_AMBIGUOUS
+            owners = pair_owners[(b_phone[row], b_email[row])]
             msg = f"phone and email are shared by members {', '.join(owners)}: not picked (invariant 6)"
-        elif owners[0] not in mapped:
-            legacy, code = owners[0], OPENING_MEMBER_UNMAPPED
-            msg = f"member {legacy} has no target ID (stage 02): the opening points cannot be transferred"
         else:
-            legacy = owners[0]
-        file = getattr(row, "source_file", "")
-        if code:
-            unmatched.append((STAGE, file, int(row.line), row.lot_id, "phone+email", code,
-                              f"opening balance of {row.points} points: {msg}", f"{row.phone}|{row.email}",
-                              legacy, row.lot_id, int(row.points), row.points_exact, row.residue))
-            continue
-        pts = Decimal(int(row.points))
-        units = int(row.points) * UNITS_PER_POINT
-        lots.append((row.lot_id, legacy, pts, Decimal(0), pts, OPEN, row.effective_end, row.effective_start,
-                     row.action_name, OPENING_CENTER, int(row.line), row.effective_start, units, 0, units,
-                     OPENING_SOURCE, file))
-    lot_frame = pd.DataFrame.from_records(lots, columns=list(OPENING_LOT_COLUMNS))
-    lot_frame = lot_frame.astype({"line": "int64", "accrued_units": "int64", "consumed_units": "int64",
-                                  "remaining_units": "int64"})
-    um = pd.DataFrame.from_records(unmatched, columns=list(UNMATCHED_COLUMNS)).astype({"line": "int64",
-                                                                                        "points": "int64"})
-    return lot_frame, um
+            code = OPENING_MEMBER_UNMAPPED
+            msg = f"member {legacy} has no target ID (stage 02): the opening points cannot be transferred"
+        out.append((STAGE, file, int(line), lot_id, "phone+email", code, f"opening balance of {pts} points: {msg}",
+                    f"{phone}|{email}", legacy, lot_id, int(pts), exact, residue))
+    return out
 
 
 # ---------------------------------------------------------------- lots -> unit transfers
@@ -227,161 +276,189 @@ def build_transfers(lots: pd.DataFrame, id_map: pd.DataFrame, *, granularity: st
     status = text_column(lots, "status")
     units = (lots["remaining_units"].to_numpy(dtype=np.int64) if "remaining_units" in lots.columns
              else _units(lots["remaining"]))
-    live = np.isin(status, (OPEN, PENDING)) & (units > 0)
-    user = text_column(lots, "user_id")
-    is_mapped = np.fromiter((u in mapped for u in user.tolist()), dtype=bool, count=len(user))
-    opening = text_column(lots, "source") == OPENING_SOURCE
-    files = text_column(lots, "source_file")
-    files[files == ""] = source_file
-    lines = lots["line"].to_numpy(dtype=np.int64) if "line" in lots.columns else np.zeros(len(lots), np.int64)
+    live = np.flatnonzero(((status == OPEN) | (status == PENDING)) & (units > 0))
+    # members are numbered once; mapping is looked up per member, not per lot
+    ucode, users = pd.factorize(text_column(lots, "user_id", live))
+    users = np.asarray(users, dtype=object)
+    u_mapped = np.fromiter((u in mapped for u in users.tolist()), dtype=bool, count=len(users))
+    ok = u_mapped[ucode]
+    rej, rej_user = live[~ok], ucode[~ok]
+    sel, s_user = live[ok], ucode[ok]
+    rej_rows = _unmapped_rows(lots, rej, users[rej_user], lot_id[rej], units[rej], source_file)
 
-    rej_rows: list[tuple] = []
-    for i in np.flatnonzero(live & ~is_mapped).tolist():
-        pts = units_to_decimal(units[i:i + 1])[0]
-        rej_rows.append((STAGE, files[i], int(lines[i]), lot_id[i], "user_id", MEMBER_UNMAPPED,
-                         f"member {user[i]} has no target ID (stage 02): {pts} points of lot {lot_id[i]} "
-                         "not transferred", user[i], user[i], lot_id[i], pts, int(units[i])))
-
-    sel = np.flatnonzero(live & is_mapped)
-    act = _iso_us(lots, "action_at_utc", sel)
+    act = _time_column(lots, "action_at_us", "action_at_utc", sel)
     if (act == _NAT).any():
         raise ValueError("every open or pending lot needs action_at_utc (its accrual time)")
-    end = _iso_us(lots, "expires_at_utc", sel)
-    unlock = np.where(status[sel] == PENDING, _iso_us(lots, "unlock_at_utc", sel), _NAT)
-    if granularity == "lot":
-        group = np.arange(len(sel), dtype=np.int64)
-    else:
-        keys = pd.MultiIndex.from_arrays([user[sel], end, unlock])
-        group = pd.factorize(keys)[0].astype(np.int64) if len(sel) else np.zeros(0, dtype=np.int64)
-    n = int(group.max()) + 1 if len(group) else 0
-    g_units = np.zeros(n, dtype=np.int64)
-    np.add.at(g_units, group, units[sel])
-    g_act = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(g_act, group, act)
-    first = np.unique(group, return_index=True)[1]  # the first row of each group (groups are 0..n-1)
-    g_ids: list[list[str]] = [[] for _ in range(n)]
-    for g, lid in zip(group.tolist(), lot_id[sel].tolist()):
-        g_ids[g].append(lid)
-    g_user = user[sel][first]
-    rows = _rows(g_user, [mapped[u] for u in g_user.tolist()], ADDING, g_units, rounding, wallet_type_code,
-                 [transfer_id(ids, wallet_type_code) for ids in g_ids], g_act, end[first], unlock[first], cut,
-                 [",".join(sorted(ids)) for ids in g_ids], [len(ids) for ids in g_ids])
-
-    # per member, signed micro-points by outcome
-    acc: dict[str, dict[str, int]] = {}
-
-    def add(member: str, what: str, amount: int) -> None:
-        acc.setdefault(member, {"points": 0, "residue": 0, "rejected": 0, "review": 0, "opening": 0, "n": 0})
-        acc[member][what] += amount
-
-    for i in np.flatnonzero(live).tolist():
-        if opening[i]:
-            add(user[i], "opening", int(units[i]))
-    for i in np.flatnonzero(live & ~is_mapped).tolist():
-        add(user[i], "rejected", int(units[i]))
+    end = _time_column(lots, "expires_at_us", "expires_at_utc", sel)
+    unlock = np.full(len(sel), _NAT, dtype=np.int64)
+    pend = status[sel] == PENDING
+    if pend.any():
+        unlock[pend] = _time_column(lots, "unlock_at_us", "unlock_at_utc", sel[pend])
+    g = _groups(granularity, s_user, units[sel], act, end, unlock, lot_id[sel])
 
     review_rows: list[tuple] = []
+    carry_user, carry_units, extra = np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64), []
     if negative_balances is not None and len(negative_balances):
-        carry = _deficits(negative_balances, mapped, negative_mode, source_file, rej_rows, review_rows, add)
-        if len(carry):
-            m, cu = len(carry), carry["user_id"].to_numpy(dtype=object)
-            rows = pd.concat([rows, _rows(cu, [mapped[u] for u in cu.tolist()], SPENDING, carry["units"], rounding,
-                                          wallet_type_code, [deficit_transfer_id(u, wallet_type_code) for u in cu],
-                                          np.full(m, cut), np.full(m, _NAT), np.full(m, _NAT), cut,
-                                          [""] * m, [0] * m)], ignore_index=True)
+        carry_user, carry_units, extra = _deficits(negative_balances, mapped, negative_mode, source_file, rej_rows,
+                                                   review_rows)
+    # members: those with live lots, then those known only by a deficit
+    ext_codes, names = pd.factorize(np.concatenate([users, np.asarray([e[0] for e in extra], dtype=object)]))
+    names = np.asarray(names, dtype=object)
+    extra_code = ext_codes[len(users):]
+    carry_code = extra_code[[i for i, e in enumerate(extra) if e[1] == "carry"]]
+    targets = np.asarray([mapped.get(u, "") for u in names.tolist()], dtype=object)
 
-    sign = np.where(rows["type"].to_numpy(dtype=object) == SPENDING, -1, 1)
-    for u, p, r, s in zip(rows["legacy_id"].tolist(), rows["points"].tolist(), rows["residue_units"].tolist(),
-                          sign.tolist()):
-        add(u, "points", s * p * UNITS_PER_POINT)
-        add(u, "residue", s * r)
-        if p:
-            add(u, "n", 1)
+    m = len(carry_user)
+    rows = {
+        "member": np.concatenate([g["user"], carry_code]).astype(np.int64),
+        "kind": np.concatenate([np.zeros(g["n"], dtype=np.int8), np.ones(m, dtype=np.int8)]),
+        "units": np.concatenate([g["units"], carry_units]),
+        "act": np.concatenate([g["act"], np.full(m, cut, dtype=np.int64)]),
+        "end": np.concatenate([g["end"], np.full(m, _NAT, dtype=np.int64)]),
+        "unlock": np.concatenate([g["unlock"], np.full(m, _NAT, dtype=np.int64)]),
+        "lot_ids": np.concatenate([g["lot_ids"], np.full(m, "", dtype=object)]),
+        "lots": np.concatenate([g["count"], np.zeros(m, dtype=np.int64)]),
+        "transfer_id": np.concatenate([uuid5_strings(NAMESPACE, g["lot_ids"] + f"|{wallet_type_code}"),
+                                       uuid5_strings(NAMESPACE, "deficit:" + carry_user + f"|{wallet_type_code}")]),
+    }
+    rows["points"] = round_units(rows["units"], rounding)
+    rows["residue"] = rows["units"] - rows["points"] * UNITS_PER_POINT
+    sign = np.where(rows["kind"] == 1, -1, 1)
 
-    # file order: per member, adding before spending, oldest first, then soonest expiry ("" = never, last)
-    rows["_kind"] = (rows["type"] == SPENDING).astype(np.int8)
-    rows["_end"] = rows["expires_at"].where(rows["expires_at"] != "", "~")
-    rows = rows.sort_values(["legacy_id", "_kind", "registered_on", "_end", "unlock_at", "lot_ids", "transfer_id"],
-                            kind="stable").drop(columns=["_kind", "_end"]).reset_index(drop=True)
-    emitted = rows["points"].to_numpy(dtype=np.int64) > 0
-    transfers = rows[emitted].reset_index(drop=True)
-    zero = rows[~emitted].reset_index(drop=True)
+    # file order: per member, adding before spending, oldest first, then soonest expiry (none last)
+    rows["registered_on"], reg_rank = utc_text_and_rank(rows["act"])
+    rows["expires_at"], end_rank = utc_text_and_rank(rows["end"])
+    end_rank[rows["end"] == _NAT] = np.iinfo(np.int64).max  # as "~": after every date
+    rows["unlock_at"], unlock_rank = utc_text_and_rank(rows["unlock"])
+    member_rank = text_rank(names)
+    order = file_order([member_rank[rows["member"]], rows["kind"], reg_rank, end_rank, unlock_rank],
+                       [rows["lot_ids"], rows["transfer_id"]])
+    emitted = rows["points"][order] > 0
+    transfers = _transfer_frame(rows, order[emitted], names, targets, wallet_type_code, cut)
+    zero = _transfer_frame(rows, order[~emitted], names, targets, wallet_type_code, cut)
+
+    # per member, signed micro-points by outcome
+    nm = len(names)
+    acc = {k: np.zeros(nm, dtype=np.int64) for k in ("points", "residue", "rejected", "review", "opening")}
+    np.add.at(acc["points"], rows["member"], sign * rows["points"] * UNITS_PER_POINT)
+    np.add.at(acc["residue"], rows["member"], sign * rows["residue"])
+    acc["n"] = np.bincount(rows["member"][rows["points"] != 0], minlength=nm).astype(np.int64)
+    is_opening = text_column(lots, "source", live) == OPENING_SOURCE
+    np.add.at(acc["opening"], ucode[is_opening], units[live[is_opening]])
+    np.add.at(acc["rejected"], rej_user, units[rej])
+    for code, (_, what, amount) in zip(extra_code.tolist(), extra):
+        if what != "carry":
+            acc[what][code] += amount
+    present = np.zeros(nm, dtype=bool)
+    present[ucode] = True
+    present[extra_code] = True
+    keep = np.flatnonzero(present)
+    keep = keep[np.argsort(member_rank[keep], kind="stable")]
 
     rejects = pd.DataFrame.from_records(rej_rows, columns=list(TRANSFER_REJECT_COLUMNS)).astype(
         {"line": "int64", "points_units": "int64"})
     review = pd.DataFrame.from_records(review_rows, columns=list(REVIEW_COLUMNS)).astype({"deficit_units": "int64"})
-    per_member = _per_member(acc, mapped)
-    residue_total = units_to_decimal(np.asarray([sum(a["residue"] for a in acc.values())], dtype=np.int64))[0]
+    per_member = _per_member(names[keep], targets[keep], {k: v[keep] for k, v in acc.items()})
+    residue_total = units_to_decimal(np.asarray([int(acc["residue"].sum())], dtype=np.int64))[0]
     return TransferResult(transfers=transfers, zero=zero, rejects=rejects, review=review, per_member=per_member,
                           residue_total=residue_total)
 
 
-def _deficits(negative_balances, mapped, mode, source_file, rej_rows, review_rows, add) -> pd.DataFrame:
-    """Route each member's deficit: rejected (unmapped), held for review, or returned to be carried."""
+def _groups(granularity, user, units, act, end, unlock, lot_id) -> dict[str, np.ndarray | int]:
+    """One entry per transfer to add: per lot, or per member, expiry and unlock instant."""
+    if granularity == "lot":
+        return {"n": len(user), "user": user, "units": units, "act": act, "end": end, "unlock": unlock,
+                "lot_ids": lot_id, "count": np.ones(len(user), dtype=np.int64)}
+    group, n = group_ids(user, end, unlock)
+    g_units = np.zeros(n, dtype=np.int64)
+    np.add.at(g_units, group, units)
+    g_act = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(g_act, group, act)  # registered_on: the oldest lot's accrual
+    first = np.full(n, len(group), dtype=np.int64)
+    np.minimum.at(first, group, np.arange(len(group), dtype=np.int64))
+    return {"n": n, "user": user[first], "units": g_units, "act": g_act, "end": end[first], "unlock": unlock[first],
+            "lot_ids": join_sorted(group, lot_id, n), "count": np.bincount(group, minlength=n).astype(np.int64)}
+
+
+def _unmapped_rows(lots, rows, users, lot_ids, units, source_file) -> list[tuple]:
+    """MEMBER_UNMAPPED reject records of the live lots at ``rows`` (a loop over those lots only)."""
+    files = text_column(lots, "source_file", rows)
+    files[files == ""] = source_file
+    lines = (lots["line"].to_numpy(dtype=np.int64)[rows] if "line" in lots.columns
+             else np.zeros(len(rows), dtype=np.int64))
+    pts = units_to_decimal(units)
+    return [(STAGE, f, ln, lid, "user_id", MEMBER_UNMAPPED,
+             f"member {u} has no target ID (stage 02): {p} points of lot {lid} not transferred", u, u, lid, p, x)
+            for f, ln, lid, u, p, x in zip(files.tolist(), lines.tolist(), lot_ids.tolist(), users.tolist(),
+                                           pts.tolist(), units.tolist())]
+
+
+def _deficits(negative_balances, mapped, mode, source_file, rej_rows, review_rows
+              ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, int]]]:
+    """Route each member's deficit: rejected (unmapped), held for review, or carried. Returns the
+    carried (users, units) and, per deficit, (member, "rejected" | "review" | "carry", signed units)."""
     d_user = text_column(negative_balances, "user_id")
     d_units = (negative_balances["deficit_units"].to_numpy(dtype=np.int64)
                if "deficit_units" in negative_balances.columns else _units(negative_balances["deficit"]))
-    carry = []
-    for u, amt in zip(d_user.tolist(), d_units.tolist()):
-        if amt <= 0:
-            continue
-        dec = units_to_decimal(np.asarray([amt]))[0]
+    owing = np.flatnonzero(d_units > 0)  # most members owe nothing: loop over the others only
+    decimals = units_to_decimal(d_units[owing])
+    extra: list[tuple[str, str, int]] = []
+    carry_user, carry_units = [], []
+    for u, amt, dec in zip(d_user[owing].tolist(), d_units[owing].tolist(), decimals.tolist()):
         if u not in mapped:
             rej_rows.append((STAGE, source_file, 0, f"deficit:{u}", "user_id", MEMBER_UNMAPPED,
                              f"member {u} has no target ID (stage 02): negative balance -{dec} not carried",
                              u, u, "", -dec, -amt))
-            add(u, "rejected", -amt)
+            extra.append((u, "rejected", -amt))
         elif mode == "review":
             review_rows.append((u, mapped[u], NEGATIVE_BALANCE, dec, amt,
                                 f"negative balance of {dec} points held for review (negative_balance: review)"))
-            add(u, "review", -amt)
+            extra.append((u, "review", -amt))
         else:
-            carry.append((u, amt))
-    return pd.DataFrame(carry, columns=["user_id", "units"]).astype({"units": "int64"})
+            carry_user.append(u)
+            carry_units.append(amt)
+            extra.append((u, "carry", -amt))
+    return np.asarray(carry_user, dtype=object), np.asarray(carry_units, dtype=np.int64), extra
 
 
-def _rows(users, targets, kind, total_units, rounding, wallet, ids, act, end, unlock, cut, lot_ids, counts
-          ) -> pd.DataFrame:
-    total_units = np.asarray(total_units, dtype=np.int64)
-    rounded = round_units(total_units, rounding)
-    residue = total_units - rounded * UNITS_PER_POINT
-    end = np.asarray(end, dtype=np.int64)
+def _transfer_frame(rows: dict[str, np.ndarray], idx: np.ndarray, names: np.ndarray, targets: np.ndarray,
+                    wallet: str, cut: int) -> pd.DataFrame:
+    """TRANSFER_COLUMNS of the transfer rows at ``idx``, in that order."""
+    member, units, residue = rows["member"][idx], rows["units"][idx], rows["residue"][idx]
+    end = rows["end"][idx]
     has_end = end != _NAT
-    days = pd.array(np.where(has_end, -((cut - end) // _DAY_US), 0), dtype="Int64")  # ceil of days to expiry
-    days[~has_end] = pd.NA
+    days = np.zeros(len(idx), dtype=np.int64)
+    days[has_end] = -((cut - end[has_end]) // _DAY_US)  # ceil of days to expiry
+    validity = pd.array(days, dtype="Int64")
+    validity[~has_end] = pd.NA
     return pd.DataFrame({
-        "transfer_id": pd.Series(ids, dtype=object),
-        "legacy_id": pd.Series(np.asarray(users, dtype=object), dtype=object),
-        "target_id": pd.Series(targets, dtype=object),
-        "wallet_type_code": pd.Series([wallet] * len(ids), dtype=object),
-        "type": pd.Series([kind] * len(ids), dtype=object),
-        "points": rounded,
-        "points_exact": pd.Series(units_to_decimal(total_units), dtype=object),
+        "transfer_id": pd.Series(rows["transfer_id"][idx], dtype=object),
+        "legacy_id": pd.Series(names[member], dtype=object),
+        "target_id": pd.Series(targets[member], dtype=object),
+        "wallet_type_code": pd.Series([wallet] * len(idx), dtype=object),  # one shared str, not one per row
+        "type": pd.Series(np.asarray([ADDING, SPENDING], dtype=object)[rows["kind"][idx]], dtype=object),
+        "points": rows["points"][idx],
+        "points_exact": pd.Series(units_to_decimal(units), dtype=object),
         "residue": pd.Series(units_to_decimal(residue), dtype=object),
-        "registered_on": pd.Series(format_utc(act), dtype=object),
-        "expires_at": pd.Series(format_utc(end), dtype=object),
-        "unlock_at": pd.Series(format_utc(unlock), dtype=object),
-        "validity_days": days,
-        "lot_ids": pd.Series(lot_ids, dtype=object),
-        "lots": np.asarray(counts, dtype=np.int64),
-        "exact_units": total_units,
+        "registered_on": pd.Series(rows["registered_on"][idx], dtype=object),
+        "expires_at": pd.Series(rows["expires_at"][idx], dtype=object),
+        "unlock_at": pd.Series(rows["unlock_at"][idx], dtype=object),
+        "validity_days": validity,
+        "lot_ids": pd.Series(rows["lot_ids"][idx], dtype=object),
+        "lots": rows["lots"][idx],
+        "exact_units": units,
         "residue_units": residue,
     }, columns=list(TRANSFER_COLUMNS))
 
 
-def _per_member(acc: dict[str, dict[str, int]], mapped: dict[str, str]) -> pd.DataFrame:
-    users = sorted(acc)
-
-    def col(key: str) -> np.ndarray:
-        return np.asarray([acc[u][key] for u in users], dtype=np.int64)
-
-    points, residue, rejected, review, opening = (col(k) for k in ("points", "residue", "rejected", "review",
+def _per_member(users: np.ndarray, targets: np.ndarray, acc: dict[str, np.ndarray]) -> pd.DataFrame:
+    points, residue, rejected, review, opening = (acc[k] for k in ("points", "residue", "rejected", "review",
                                                                     "opening"))
     owed = points + residue + rejected + review
     return pd.DataFrame({
         "user_id": pd.Series(users, dtype=object),
-        "target_id": pd.Series([mapped.get(u, "") for u in users], dtype=object),
-        "transfers": col("n"),
+        "target_id": pd.Series(targets, dtype=object),
+        "transfers": acc["n"],
         "points": points // UNITS_PER_POINT,
         "residue": pd.Series(units_to_decimal(residue), dtype=object),
         "points_exact": pd.Series(units_to_decimal(points + residue), dtype=object),
@@ -394,24 +471,25 @@ def _per_member(acc: dict[str, dict[str, int]], mapped: dict[str, str]) -> pd.Da
     }, columns=list(PER_MEMBER_COLUMNS))
 
 
-def format_utc(utc_us: np.ndarray) -> np.ndarray:
-    """UTC microseconds (int64 min = none) as ``YYYY-MM-DD HH:MM:SS`` (fraction dropped), "" for none."""
-    utc_us = np.asarray(utc_us, dtype=np.int64)
-    out = np.full(len(utc_us), "", dtype=object)
-    real = utc_us != _NAT
-    if real.any():
-        text = np.datetime_as_string((utc_us[real] // 1_000_000).view("datetime64[s]"), unit="s")
-        out[real] = np.char.replace(text, "T", " ").astype(object)
-    return out
+def _time_column(frame: pd.DataFrame, us_column: str, iso_column: str, rows: np.ndarray) -> np.ndarray:
+    """UTC microseconds (int64 min = none) at ``rows``: the int64 twin ``us_column`` when the frame
+    has it (``build_lots``, ``opening_lots``), else parsed from the ISO strings (frames built by hand)."""
+    if us_column in frame.columns:
+        dtype = frame[us_column].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind == "i":  # a hand-built frame's NaN column is float
+            return frame[us_column].to_numpy(dtype=np.int64)[rows]
+    return _iso_us(frame, iso_column, rows)
 
 
-def _iso_us(frame: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
-    """ISO date-times of ``column`` at ``rows`` as UTC microseconds, int64 min for "" (none)."""
-    text = pd.Series(text_column(frame, column, rows), dtype=object)
-    if not len(text):
+def _iso_us(frame: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """ISO date-times of ``column`` (at ``rows``) as UTC microseconds, int64 min for "" (none);
+    each distinct text is parsed once."""
+    codes, uniques = pd.factorize(text_column(frame, column, rows))
+    if not len(codes):
         return np.zeros(0, dtype=np.int64)
+    text = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
     stamps = pd.DatetimeIndex(pd.to_datetime(text.where(text != "", None), format="ISO8601", utc=True))
-    return stamps.tz_convert("UTC").tz_localize(None).as_unit("us").asi8.copy()
+    return stamps.tz_convert("UTC").tz_localize(None).as_unit("us").asi8[codes]
 
 
 def _units(values: pd.Series) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Array helpers of ``stages.transfers``: transfer ids, timestamp text, text order, file order, lookups.
+"""Array helpers of ``stages.transfers``: transfer ids, timestamp text, text order, file order,
+lookups and frames.
 
 Each works on whole columns so that millions of transfers cost seconds: a timestamp is formatted
 once per distinct value, text is ranked once per distinct value, and the only per-transfer Python
@@ -21,26 +22,30 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_AT = np.asarray([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
-def uuid5_strings(namespace: uuid.UUID, names: np.ndarray) -> np.ndarray:
-    """``str(uuid.uuid5(namespace, name))`` for every name (object array of str), byte for byte.
+def uuid5_strings(namespace: uuid.UUID, names: np.ndarray, prefix: str = "", suffix: str = "",
+                  chunk: int = 1 << 18) -> np.ndarray:
+    """``str(uuid.uuid5(namespace, prefix + name + suffix))`` for every name, byte for byte.
 
-    One SHA-1 per name; setting the version and variant bits and the hex text are array operations.
+    One SHA-1 per name; the version and variant bits and the hex text are array operations, a
+    chunk of names at a time so that the temporaries stay small.
     """
     n = len(names)
-    if n == 0:
-        return np.zeros(0, dtype=object)
-    prefix, sha1 = namespace.bytes, hashlib.sha1
-    digests = b"".join([sha1(prefix + name.encode("utf-8")).digest() for name in names.tolist()])
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(n, 20)[:, :16].copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5 (RFC 4122), as uuid.UUID(version=5) sets it
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # variant RFC 4122
-    digits = np.empty((n, 32), dtype=np.uint8)
-    digits[:, 0::2] = _HEX[raw >> 4]
-    digits[:, 1::2] = _HEX[raw & 0x0F]
-    text = np.full((n, 36), ord("-"), dtype=np.uint8)
-    text[:, _HEX_AT] = digits
-    joined = text.tobytes().decode("ascii")
-    return np.asarray([joined[i:i + 36] for i in range(0, 36 * n, 36)], dtype=object)
+    out = np.empty(n, dtype=object)
+    ns, sha1 = namespace.bytes, hashlib.sha1
+    for lo in range(0, n, chunk):
+        part = names[lo:lo + chunk].tolist()
+        k = len(part)
+        digests = b"".join([sha1(ns + f"{prefix}{name}{suffix}".encode("utf-8")).digest() for name in part])
+        raw = np.frombuffer(digests, dtype=np.uint8).reshape(k, 20)[:, :16].copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5 (RFC 4122), as uuid.UUID(version=5) sets it
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # variant RFC 4122
+        text = np.full((k, 36), ord("-"), dtype=np.uint8)
+        text[:, _HEX_AT[0::2]] = _HEX[raw >> 4]
+        text[:, _HEX_AT[1::2]] = _HEX[raw & 0x0F]
+        joined = text.tobytes().decode("ascii")
+        # dtype=object keeps these str objects (a plain list would go through numpy text first)
+        out[lo:lo + k] = np.asarray([joined[i:i + 36] for i in range(0, 36 * k, 36)], dtype=object)
+    return out
 
 
 def format_utc(utc_us: np.ndarray) -> np.ndarray:
@@ -48,7 +53,7 @@ def format_utc(utc_us: np.ndarray) -> np.ndarray:
     return utc_text_and_rank(utc_us)[0]
 
 
-def utc_text_and_rank(utc_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def utc_text_and_rank(utc_us: np.ndarray, chunk: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
     """(text, rank): ``format_utc`` of each value, and an int64 rank whose order is the text's
     ``str`` order (equal texts, equal ranks; "" = none ranks first). Each distinct second is
     formatted once."""
@@ -60,10 +65,10 @@ def utc_text_and_rank(utc_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     seconds = np.where(none, _NAT, utc_us // 1_000_000)
     uniq, inverse = np.unique(seconds, return_inverse=True)
     text = np.full(len(uniq), "", dtype=object)
-    real = uniq != _NAT
-    if real.any():
-        stamps = np.datetime_as_string(uniq[real].view("datetime64[s]"), unit="s")
-        text[real] = np.char.replace(stamps, "T", " ").astype(object)
+    first = int(uniq[0] == _NAT)  # uniq is sorted: "none" comes first
+    for lo in range(first, len(uniq), chunk):  # numpy text takes 4 bytes a character: a chunk at a time
+        stamps = np.datetime_as_string(uniq[lo:lo + chunk].view("datetime64[s]"), unit="s")
+        text[lo:lo + chunk] = np.char.replace(stamps, "T", " ").astype(object)
     return text[inverse], text_rank(text)[inverse]
 
 
@@ -159,3 +164,10 @@ def holders(*columns: np.ndarray) -> dict[tuple[str, ...], list[str]]:
     for *key, i in zip(*(c.tolist() for c in columns)):
         out.setdefault(tuple(key), set()).add(i)
     return {key: sorted(v) for key, v in out.items()}
+
+
+def column_frame(data: dict[str, object]) -> pd.DataFrame:
+    """A frame of these columns, object arrays kept as object (not inferred as ``str``), none copied
+    into a consolidated block: that copy would briefly double millions of transfers."""
+    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if isinstance(v, np.ndarray) and v.dtype == object
+                         else v for k, v in data.items()}, copy=False)

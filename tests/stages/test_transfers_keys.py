@@ -37,17 +37,19 @@ def _plain_format(us: np.ndarray) -> np.ndarray:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=40), max_size=20), st.sampled_from([NAMESPACE, uuid.NAMESPACE_DNS]))
-def test_uuid5_strings_are_uuid5(names, namespace):
-    got = uuid5_strings(namespace, np.asarray(names, dtype=object))
-    assert got.tolist() == [str(uuid.uuid5(namespace, n)) for n in names]
+@given(st.lists(st.text(max_size=40), max_size=20), st.sampled_from([NAMESPACE, uuid.NAMESPACE_DNS]),
+       st.sampled_from(["", "deficit:"]), st.sampled_from(["", "|default", "|é"]), st.integers(1, 8))
+def test_uuid5_strings_are_uuid5(names, namespace, prefix, suffix, chunk):
+    got = uuid5_strings(namespace, np.asarray(names, dtype=object), prefix, suffix, chunk=chunk)
+    assert got.dtype == object
+    assert got.tolist() == [str(uuid.uuid5(namespace, prefix + n + suffix)) for n in names]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(MICROS, max_size=30))
-def test_utc_text_and_rank_match_the_text_and_its_order(values):
+@given(st.lists(MICROS, max_size=30), st.integers(1, 5))
+def test_utc_text_and_rank_match_the_text_and_its_order(values, chunk):
     us = np.asarray(values, dtype=np.int64)
-    text, rank = utc_text_and_rank(us)
+    text, rank = utc_text_and_rank(us, chunk=chunk)
     assert text.tolist() == _plain_format(us).tolist() == format_utc(us).tolist()
     for i in range(len(us)):
         for j in range(len(us)):

@@ -66,6 +66,8 @@ from loyalty_toolkit.stages.transfers_outputs import (
     write_transfer_files,
 )
 
+# The lots' int64 time twins: what the engine reads, not what the staging table keeps.
+LOT_TIME_TWINS = ("expires_at_us", "unlock_at_us", "action_at_us")
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
 
@@ -415,7 +417,10 @@ def gate(ctx: StageContext, outcome: TransfersOutcome):
 
 def _store_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
     r, lr = outcome.result, outcome.lots
-    return {"lots": outcome.all_lots, "lot_allocations": lr.allocations, "lot_balances": lr.balances,
+    # the lots' *_us time twins are the engine's; the table keeps the ISO text (millions of rows:
+    # three more columns cost the commit time and memory for nothing a reader needs)
+    lots = outcome.all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in outcome.all_lots.columns])
+    return {"lots": lots, "lot_allocations": lr.allocations, "lot_balances": lr.balances,
             "lot_fallbacks": lr.fallbacks, "unit_transfers": r.transfers, "unit_transfers_zero": r.zero,
             "transfer_rejects": outcome.rejects, "transfer_review": r.review, "transfer_per_member": r.per_member,
             "reconciliation_member": outcome.by_member, "reconciliation_center": outcome.by_center,

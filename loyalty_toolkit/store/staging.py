@@ -22,6 +22,7 @@ import sqlite_utils
 from loyalty_toolkit.errors import LoyaltyError
 
 STAGES_TABLE = "_stages"
+_INSERT_ROWS = 200_000  # rows converted to Python values and inserted at a time
 
 
 def _bytes_hex(v: Any) -> Any:
@@ -134,8 +135,11 @@ class StagingStore:
         cols = [str(c) for c in frame.columns]
         sql = f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
         # executemany over plain tuples, converted column by column: sqlite-utils' insert_all and a
-        # per-cell conversion are each several times slower at a million rows.
-        self.db.conn.executemany(sql, zip(*(_column_values(frame[c]) for c in frame.columns)))
+        # per-cell conversion are each several times slower at a million rows. A slice of rows at a
+        # time: a table of millions of rows as Python lists, all columns at once, costs gigabytes.
+        for start in range(0, len(frame), _INSERT_ROWS):
+            part = frame.iloc[start:start + _INSERT_ROWS]
+            self.db.conn.executemany(sql, zip(*(_column_values(part[c]) for c in part.columns)))
 
     def drop_stages(self, stages: list[str]) -> None:
         """Drop the tables ``stages`` committed and their ledger rows: a replay starts from the

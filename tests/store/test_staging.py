@@ -77,3 +77,17 @@ def test_canonical_lines_keep_types_and_insertion_order(store):
     assert list(store.canonical_lines("t")) == ['[["k", "TEXT"], ["n", "INTEGER"], ["x", "REAL"]]',
                                                 '["b", 1, 0.5]', '["a", 2, null]']
     assert list(store.canonical_lines("t", exclude=("n", "x"))) == ['[["k", "TEXT"]]', '["b"]', '["a"]']
+
+
+def test_a_table_is_inserted_a_slice_at_a_time_in_order(store, monkeypatch):
+    from loyalty_toolkit.store import staging
+
+    monkeypatch.setattr(staging, "_INSERT_ROWS", 3)
+    frame = pd.DataFrame({"n": range(10), "points": [Decimal(i) / 4 for i in range(10)],
+                          "text": [None if i == 7 else f"t{i}" for i in range(10)]})
+    store.commit_stage("members", {"t": frame}, inputs_fingerprint="i", parameters_fingerprint="p")
+    back = store.read_table("t")
+    assert back["n"].tolist() == list(range(10))
+    assert back["points"].tolist() == [str(Decimal(i) / 4) for i in range(10)]
+    text = back["text"].tolist()
+    assert text[6] == "t6" and pd.isna(text[7]) and text[8] == "t8"  # NULL stays NULL

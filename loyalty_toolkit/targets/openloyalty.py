@@ -2,8 +2,8 @@
 
 Open Loyalty takes members as XML only, at most 100 MB per file, so the members are written in
 ``legacy_id`` order into ``members_0001.xml``, ``members_0002.xml`` … each strictly smaller than
-``max_file_bytes`` (split between customers). Elements follow Open Loyalty's own generator:
-firstName, lastName, email, phone (E.164), loyaltyCardNumber, birthDate (YYYY-MM-DD), gender,
+``max_file_bytes`` (split between customers by ``targets/parts.py``). Elements follow Open Loyalty's
+own generator: firstName, lastName, email, phone (E.164), loyaltyCardNumber, birthDate (YYYY-MM-DD), gender,
 active, sendActivationMail, agreement1 and a ``legacy_id`` label. Empty optional values are omitted
 rather than written empty (the SaaS docs ask for that; the SaaS needs one identifier, not
 specifically an email). Booleans are ``true``/``false``; text is escaped, diacritics stay UTF-8.
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.errors import InputError
+from loyalty_toolkit.targets.parts import Run, write_parts
 
 HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<customers>\n'
 FOOTER = b"</customers>\n"
@@ -69,7 +70,7 @@ def _check_xml_chars(ids: np.ndarray, name: str, values: np.ndarray) -> None:
 
 
 def _customers(members: pd.DataFrame, *, active: bool, agreement1: bool, send_activation_mail: bool):
-    """Yield each member's ``<customer>`` element as UTF-8 bytes, in legacy_id order."""
+    """Yield the members' ``<customer>`` elements as UTF-8 runs (``parts.Run``), in legacy_id order."""
     if not members["legacy_id"].is_monotonic_increasing:  # the stage hands them sorted: no copy then
         members = members.sort_values("legacy_id", kind="stable")
     ids = _column(members, "legacy_id")
@@ -88,8 +89,8 @@ def _customers(members: pd.DataFrame, *, active: bool, agreement1: bool, send_ac
                       for g in genders[lo:hi]])
         parts.append([f"    <labels>\n      <label>\n        <key>legacy_id</key>\n        <value>{_esc(i)}</value>\n"
                       f"      </label>\n    </labels>\n  </customer>\n" for i in ids[lo:hi]])
-        for pieces in zip(*parts):
-            yield ("  <customer>\n" + "".join(pieces)).encode("utf-8")
+        items = [("  <customer>\n" + "".join(pieces)).encode("utf-8") for pieces in zip(*parts)]
+        yield Run(b"".join(items), len(items), np.fromiter(map(len, items), dtype=np.int64, count=len(items)))
 
 
 def write_members_xml(members: pd.DataFrame, out_dir: Path, *, active: bool, agreement1: bool,
@@ -104,38 +105,10 @@ def write_members_xml(members: pd.DataFrame, out_dir: Path, *, active: bool, agr
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in sorted(out_dir.glob(STALE_FILES)):
         stale.unlink()
-    paths: list[Path] = []
-    handle = None
-    size = 0
-    complete = False
-    try:
-        for customer in _customers(members, active=active, agreement1=agreement1,
-                                   send_activation_mail=send_activation_mail):
-            if len(HEADER) + len(customer) + len(FOOTER) >= max_file_bytes:
-                raise ValueError(f"max_file_bytes={max_file_bytes} cannot hold even one customer "
-                                 f"({len(customer)} bytes)")
-            if handle is not None and size + len(customer) >= max_file_bytes:
-                handle.write(FOOTER)
-                handle.close()
-                handle = None
-            if handle is None:
-                # Streamed: a 95 MB part is never held in memory.
-                paths.append(out_dir / FILE_NAME.format(len(paths) + 1))
-                handle = open(paths[-1], "wb")
-                handle.write(HEADER)
-                size = len(HEADER) + len(FOOTER)
-            handle.write(customer)
-            size += len(customer)
-        if handle is not None:
-            handle.write(FOOTER)
-        complete = True
-    finally:
-        if handle is not None:
-            handle.close()
-        if not complete:  # never leave a truncated part that could be imported by mistake
-            for path in paths:
-                path.unlink(missing_ok=True)
-    return paths
+    return write_parts(_customers(members, active=active, agreement1=agreement1,
+                                  send_activation_mail=send_activation_mail),
+                       lambda k: out_dir / FILE_NAME.format(k), header=HEADER, footer=FOOTER,
+                       max_file_bytes=max_file_bytes, noun="customer")
 
 
 def members_xml_count(path: Path) -> int:

@@ -8,8 +8,11 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loyalty_toolkit.stages.lots import LOT_COLUMNS
 from loyalty_toolkit.stages.transfers import build_transfers
@@ -141,3 +144,209 @@ def test_empty_and_refused_rows(tmp_path):
     frame.loc[0, "lot_ids"] = "a\x01b"
     with pytest.raises(ValueError, match="U\\+0001"):
         write_transfers_json(frame, tmp_path / "bad.json")
+
+
+# -- oracle: the column-wise writer against the row-by-row writer it replaced ------------------------
+
+def _ref_records(frame: pd.DataFrame):
+    """Reference: one dict per row, checked one at a time (the writer before it went column-wise)."""
+    cols = ("transfer_id", "target_id", "wallet_type_code", "type", "points", "registered_on", "expires_at",
+            "unlock_at", "validity_days", "lot_ids")
+    missing = [c for c in cols if c not in frame.columns and c not in ("unlock_at", "validity_days", "lot_ids")]
+    if missing:
+        raise ValueError(f"transfers lack column(s) {missing}")
+    n = len(frame)
+    data = {c: (frame[c].to_numpy(dtype=object) if c in frame.columns else np.full(n, None, dtype=object))
+            for c in cols}
+    for i in range(n):
+        row = {c: data[c][i] for c in cols}
+        for c in ("transfer_id", "target_id", "wallet_type_code", "type", "registered_on", "expires_at", "unlock_at",
+                  "lot_ids"):
+            row[c] = "" if row[c] is None or row[c] is pd.NA or (isinstance(row[c], float) and row[c] != row[c]) \
+                else str(row[c])
+        pts = row["points"]
+        if isinstance(pts, (bool, np.bool_)) or not isinstance(pts, (int, np.integer)) or pts <= 0:
+            raise ValueError(f"transfer {row['transfer_id']}: points must be a whole number above 0, not {pts!r}")
+        row["points"] = int(pts)
+        if row["type"] not in ("adding", "spending"):
+            raise ValueError(f"transfer {row['transfer_id']}: type must be adding or spending, not {row['type']!r}")
+        if not row["target_id"]:
+            raise ValueError(f"transfer {row['transfer_id']}: no customerId (target_id)")
+        for key in ("target_id", "wallet_type_code", "lot_ids", "transfer_id"):
+            bad = REF_NOT_XML.search(row[key])
+            if bad:
+                raise ValueError(f"transfer {row['transfer_id']}: {key} holds U+{ord(bad.group()):04X}")
+        days = row["validity_days"]
+        row["validity_days"] = None if days is None or days is pd.NA or (isinstance(days, float) and days != days) \
+            else int(days)
+        yield row
+
+
+REF_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _ref_comment(row: dict) -> str:
+    lots = row.get("lot_ids") or ""
+    return f"transfer {row['transfer_id']}; " + (f"lots {lots}" if lots else "negative balance carried")
+
+
+def _ref_json_item(row: dict) -> bytes:
+    item = {"customerId": row["target_id"], "units": row["points"], "walletTypeCode": row["wallet_type_code"]}
+    if row["registered_on"]:
+        item["registeredOn"] = row["registered_on"]
+    item["type"] = row["type"]
+    if row["expires_at"]:
+        item["expiresAt"] = row["expires_at"]
+    if row["unlock_at"]:
+        item["lockedUntil"] = row["unlock_at"]
+    item["comment"] = _ref_comment(row)
+    return ("  " + json.dumps(item, ensure_ascii=False, separators=(", ", ": "))).encode("utf-8")
+
+
+def _ref_xml_item(row: dict, no_expiry: str) -> bytes:
+    from xml.sax.saxutils import escape
+    days = row["validity_days"]
+    note = _ref_comment(row)
+    for label, key in (("registered", "registered_on"), ("expires", "expires_at"), ("locked until", "unlock_at")):
+        if row[key]:
+            note += f"; {label} {row[key]} UTC"
+    return ("  <pointsTransfer>\n"
+            f"    <customerId>{escape(row['target_id'])}</customerId>\n"
+            f"    <points>{row['points']}</points>\n"
+            f"    <type>{row['type']}</type>\n"
+            f"    <validityDuration>{no_expiry if days is None else max(days, 1)}</validityDuration>\n"
+            f"    <comment>{escape(note)}</comment>\n"
+            "  </pointsTransfer>\n").encode("utf-8")
+
+
+def _ref_write(path, items, header: bytes, footer: bytes, sep: bytes, max_file_bytes):
+    """Reference: the item-by-item part splitter."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stale = re.compile(re.escape(path.stem) + r"_[0-9]{4}" + re.escape(path.suffix))
+    for old in sorted(path.parent.iterdir()):
+        if old == path or stale.fullmatch(old.name):
+            old.unlink()
+    paths, handle, size, complete = [], None, 0, False
+    try:
+        for item in items:
+            if max_file_bytes is not None and len(header) + len(item) + len(footer) >= max_file_bytes:
+                raise ValueError(f"max_file_bytes={max_file_bytes} cannot hold even one transfer ({len(item)} bytes)")
+            if handle is not None and max_file_bytes is not None and size + len(sep) + len(item) >= max_file_bytes:
+                handle.write(footer)
+                handle.close()
+                handle = None
+            if handle is None:
+                paths.append(path.with_name(f"{path.stem}_{len(paths) + 1:04d}{path.suffix}"))
+                handle = open(paths[-1], "wb")
+                handle.write(header)
+                size = len(header) + len(footer)
+            else:
+                handle.write(sep)
+                size += len(sep)
+            handle.write(item)
+            size += len(item)
+        if handle is not None:
+            handle.write(footer)
+            handle.close()
+            handle = None
+        complete = True
+    finally:
+        if handle is not None:
+            handle.close()
+        if not complete:
+            for p in paths:
+                p.unlink(missing_ok=True)
+    if not paths:
+        path.write_bytes(b"[\n]\n" if header == b"[\n" else header + footer)
+        return [path]
+    if len(paths) == 1:
+        paths[0].replace(path)
+        return [path]
+    return paths
+
+
+def ref_write_json(frame, path, *, max_file_bytes=None):
+    return _ref_write(path, (_ref_json_item(r) for r in _ref_records(frame)), b"[\n", b"\n]\n", b",\n",
+                      max_file_bytes)
+
+
+def ref_write_xml(frame, path, *, max_file_bytes=None, no_expiry="0"):
+    if not re.fullmatch(r"[0-9]+", no_expiry):
+        raise ValueError("no_expiry must be a whole number of days as text, e.g. '0'")
+    return _ref_write(path, (_ref_xml_item(r, no_expiry) for r in _ref_records(frame)),
+                      b'<?xml version="1.0" encoding="UTF-8"?>\n<pointsTransfers>\n', b"</pointsTransfers>\n", b"",
+                      max_file_bytes)
+
+
+def _outcome(writer, frame, path, **kw):
+    """What a writer leaves: its result or error, and every file in the directory with its bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "stale_0007.json").write_bytes(b"old")  # not ours: must survive
+    (path.with_name(f"{path.stem}_0009{path.suffix}")).write_bytes(b"old part")  # ours: must go
+    try:
+        result = ("ok", [p.name for p in writer(frame, path, **kw)])
+    except Exception as exc:  # noqa: BLE001 - the oracle compares any error
+        result = ("error", type(exc).__name__, str(exc))
+    return result, {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())}
+
+
+_ODD = ['"', "\\", "&", "<", ">", ";", ",", " ", "\n", "\t", "\r", "\x01", "\x1f", "\x7f", "à", "ộ", "€", "😀",
+        "\u2028", "\ufffe", "\ud800", "]]>", "&amp;"]
+_TEXT = st.lists(st.one_of(st.sampled_from(_ODD), st.text("abcXYZ0189-_:", min_size=1, max_size=6)),
+                 max_size=4).map("".join)
+_TEXTISH = st.one_of(_TEXT, st.just(""), st.none(), st.just(float("nan")), st.integers(-3, 99))
+_DATE = st.one_of(st.just(""), st.just("2027-01-01 00:00:00"), st.just("2025-06-30 12:30:00"), _TEXT)
+
+
+@st.composite
+def transfer_frames(draw):
+    n = draw(st.integers(0, 9))
+    odd = draw(st.booleans())  # odd rows: refusals, unusual values and dtypes
+    ids = draw(st.lists(_TEXT if odd else st.text("0123456789abcdef-", min_size=1, max_size=12),
+                        min_size=n, max_size=n))
+    frame = pd.DataFrame({
+        "transfer_id": pd.Series(ids, dtype=object),
+        "target_id": pd.Series(draw(st.lists(_TEXTISH if odd else st.sampled_from(["t-1", "t&2", "ölé", 't"3']),
+                                             min_size=n, max_size=n)), dtype=object),
+        "wallet_type_code": pd.Series(draw(st.lists(st.sampled_from(["default", "w<1>", 'a"b\\'] + (["", "\x02"] if odd
+                                                                                                   else [])),
+                                                    min_size=n, max_size=n)), dtype=object),
+        "type": pd.Series(draw(st.lists(st.sampled_from(["adding", "spending"] * 3 + (["expired", None] if odd else [])),
+                                        min_size=n, max_size=n)), dtype=object),
+        "points": pd.Series(draw(st.lists(st.integers(1, 10**6), min_size=n, max_size=n)), dtype=np.int64),
+        "registered_on": pd.Series(draw(st.lists(_DATE, min_size=n, max_size=n)), dtype=object),
+        "expires_at": pd.Series(draw(st.lists(_DATE, min_size=n, max_size=n)), dtype=object),
+        "unlock_at": pd.Series(draw(st.lists(_DATE, min_size=n, max_size=n)), dtype=object),
+        "validity_days": pd.array(draw(st.lists(st.one_of(st.none(), st.integers(-5, 800)), min_size=n, max_size=n)),
+                                  dtype="Int64"),
+        "lot_ids": pd.Series(draw(st.lists(st.one_of(st.just(""), _TEXT), min_size=n, max_size=n)), dtype=object),
+    })
+    if odd and n:
+        fine = st.integers(1, 50)
+        points = draw(st.lists(st.one_of(fine, fine, fine, st.sampled_from([0, -2, 1.5, True, None, np.int32(7)])),
+                               min_size=n, max_size=n))
+        frame["points"] = pd.Series(points, dtype=object)
+        days = draw(st.lists(st.one_of(st.none(), st.integers(-5, 800), st.sampled_from(
+            [12.7, float("nan"), float("inf"), "30", "x", pd.NaT, pd.NA])), min_size=n, max_size=n))
+        frame["validity_days"] = pd.Series(days, dtype=object)
+        for column in draw(st.lists(st.sampled_from(["lot_ids", "unlock_at", "validity_days"]), max_size=2)):
+            frame = frame.drop(columns=[column], errors="ignore")
+        if draw(st.booleans()):
+            frame["registered_on"] = frame["registered_on"].astype("str")  # pandas' own text dtype, NaN for None
+    return frame
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=transfer_frames(), chunk=st.integers(1, 4), limit=st.one_of(st.none(), st.integers(40, 1500)),
+       no_expiry=st.sampled_from(["0", "36500"]))
+def test_writers_give_the_row_by_row_writers_bytes_and_errors(tmp_path_factory, frame, chunk, limit, no_expiry):
+    from unittest import mock
+
+    from loyalty_toolkit.targets import ol_transfers
+    base = tmp_path_factory.mktemp("oracle")
+    with mock.patch.object(ol_transfers, "_CHUNK", chunk):
+        for new, ref, suffix, kw in ((write_transfers_json, ref_write_json, ".json", {}),
+                                     (write_transfers_xml, ref_write_xml, ".xml", {"no_expiry": no_expiry})):
+            got = _outcome(new, frame, base / "new" / f"t{suffix}", max_file_bytes=limit, **kw)
+            want = _outcome(ref, frame, base / "ref" / f"t{suffix}", max_file_bytes=limit, **kw)
+            assert got == want

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from benchmarks.measure import print_table
 from loyalty_toolkit.model import notebook_name
 from loyalty_toolkit.runner import run
 from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
@@ -59,10 +60,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.python_version()}; sample generation: {gen_s:.1f} s")
     head = ("run", "stage", "status", "rows in", "wall s", "compute s", "rows/s", "peak MB")
     widths = (26, 12, 8, 12, 9, 10, 11, 9)
-    print("".join(h.ljust(w) for h, w in zip(head, widths)))
-    for row in table:
-        print("".join(("" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))).ljust(w)
-                      for v, w in zip(row, widths)))
+    print_table(head, widths, table)
 
 
 if __name__ == "__main__":

@@ -16,19 +16,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.measure import status_mb
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
 from loyalty_toolkit.sources.ledger import parse_ledger
 from loyalty_toolkit.sources.ledger_read import read_ledger, required_headers
 from loyalty_toolkit.stages.lots import build_lots
 from loyalty_toolkit.stages.reconcile import reconcile
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -46,7 +40,7 @@ def main() -> None:
     def phase(name: str, fn):
         t0 = time.monotonic()
         out = fn()
-        rows.append((name, time.monotonic() - t0, _status_mb("VmRSS"), _status_mb("VmHWM")))
+        rows.append((name, time.monotonic() - t0, status_mb("VmRSS"), status_mb("VmHWM")))
         return out
 
     if args.simple:
@@ -68,7 +62,7 @@ def main() -> None:
     print(f"{'phase':<28}{'seconds':>9}{'RSS MB':>10}{'peak MB':>10}")
     for name, s, rss, hwm in rows:
         print(f"{name:<28}{s:>9.1f}{rss:>10.0f}{hwm:>10.0f}")
-    print(f"{'total':<28}{total:>9.1f}{'':>10}{_status_mb('VmHWM'):>10.0f}")
+    print(f"{'total':<28}{total:>9.1f}{'':>10}{status_mb('VmHWM'):>10.0f}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.measure import print_table, status_mb
 from loyalty_toolkit.runner import run
 from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
@@ -28,13 +29,6 @@ from loyalty_toolkit.stages import context, s03_transfers
 
 STEPS = ("read_ledger", "parse_ledger", "build_lots", "opening_lots", "build_transfers", "write_transfer_files",
          "write_haravan_file", "reconcile", "reconcile_by", "transfer_side", "roll_forward")
-
-
-def _mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def prepare(out: Path, members: int, per_member: float) -> tuple[Path, Path]:
@@ -85,7 +79,7 @@ def steps(config: Path, base: Path) -> list[tuple]:
         def wrapper(*args, **kwargs):
             t0 = time.monotonic()
             out = fn(*args, **kwargs)
-            rows.append((name, "", "", round(time.monotonic() - t0, 1), "", round(_mb("VmHWM")), ""))
+            rows.append((name, "", "", round(time.monotonic() - t0, 1), "", round(status_mb("VmHWM")), ""))
             return out
         return wrapper
 
@@ -95,15 +89,15 @@ def steps(config: Path, base: Path) -> list[tuple]:
     t0 = time.monotonic()
     outcome = s03_transfers.run(ctx)
     rest = time.monotonic() - t0 - sum(r[3] for r in rows)
-    rows.append(("(rest of run: store reads, rejects ...)", "", "", round(rest, 1), "", round(_mb("VmHWM")), ""))
+    rows.append(("(rest of run: store reads, rejects ...)", "", "", round(rest, 1), "", round(status_mb("VmHWM")), ""))
     t0 = time.monotonic()
     report = s03_transfers.gate(ctx, outcome)
     rows.append(("gate", "passed" if report.passed else "failed", "", round(time.monotonic() - t0, 1), "",
-                 round(_mb("VmHWM")), ""))
+                 round(status_mb("VmHWM")), ""))
     t0 = time.monotonic()
     s03_transfers.commit(ctx, outcome, report)
-    rows.append(("commit", "", "", round(time.monotonic() - t0, 1), "", round(_mb("VmHWM")), ""))
-    rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "", round(_mb("VmHWM")), ""))
+    rows.append(("commit", "", "", round(time.monotonic() - t0, 1), "", round(status_mb("VmHWM")), ""))
+    rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "", round(status_mb("VmHWM")), ""))
     return rows
 
 
@@ -119,10 +113,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
     head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note")
     widths = (42, 8, 13, 9, 10, 9, 20)
-    print("".join(h.ljust(w) for h, w in zip(head, widths)))
-    for row in table:
-        print("".join(("" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))).ljust(w)
-                      for v, w in zip(row, widths)))
+    print_table(head, widths, table)
 
 
 if __name__ == "__main__":

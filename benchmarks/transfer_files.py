@@ -22,23 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.measure import reset_peak, status_mb
 from loyalty_toolkit.stages.transfers_outputs import write_transfer_files
 from loyalty_toolkit.targets.ol_transfers import write_transfers_json, write_transfers_xml
-
-
-def _reset_peak() -> None:
-    """Start VmHWM again from the current RSS (Linux), so each phase shows its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -112,22 +98,22 @@ def main() -> None:
     t0 = time.monotonic()
     frame = synthetic_transfers(args.rows, non_ascii=args.non_ascii)
     print(f"synthetic frame: {len(frame):,} rows in {time.monotonic() - t0:.1f} s; {len(live):,} live containers; "
-          f"RSS {_status_mb('VmRSS'):.0f} MB, peak {_status_mb('VmHWM'):.0f} MB")
+          f"RSS {status_mb('VmRSS'):.0f} MB, peak {status_mb('VmHWM'):.0f} MB")
     print(f"{'phase':<34}{'seconds':>9}{'RSS MB':>9}{'peak MB':>9}")
     for fmt in args.formats.split(","):
         writer = write_transfers_json if fmt == "json" else write_transfers_xml
-        _reset_peak()
+        reset_peak()
         t0 = time.monotonic()
         writer(frame, out / "writer_only" / f"unit_transfers.{fmt}")
-        print(f"{fmt + ' writer alone':<34}{time.monotonic() - t0:>9.1f}{_status_mb('VmRSS'):>9.0f}"
-              f"{_status_mb('VmHWM'):>9.0f}")
+        print(f"{fmt + ' writer alone':<34}{time.monotonic() - t0:>9.1f}{status_mb('VmRSS'):>9.0f}"
+              f"{status_mb('VmHWM'):>9.0f}")
         shutil.rmtree(out / "writer_only")
-        _reset_peak()
+        reset_peak()
         t0 = time.monotonic()
         files, rows = write_transfer_files(frame, out, {fmt})
         seconds = time.monotonic() - t0
         size = sum(p.stat().st_size for p in files)
-        print(f"{fmt + ' write + read back':<34}{seconds:>9.1f}{_status_mb('VmRSS'):>9.0f}{_status_mb('VmHWM'):>9.0f}"
+        print(f"{fmt + ' write + read back':<34}{seconds:>9.1f}{status_mb('VmRSS'):>9.0f}{status_mb('VmHWM'):>9.0f}"
               f"   {len(files)} file(s), {size / 1e6:.0f} MB, rows {rows[0]['rows_written']:,}, "
               f"bad {rows[0]['bad_values']}, dup {rows[0]['duplicate_ids']}, total {rows[0]['total_written']:,}")
     if args.out is None:

@@ -16,30 +16,16 @@ import argparse
 import hashlib
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.measure import reset_peak, status_mb
 from loyalty_toolkit.stages.lots import build_lots
 from loyalty_toolkit.stages.transfers import build_transfers
 
 CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC)
 _DAY = 86_400
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    except OSError:
-        pass
 
 
 def synthetic_entries(rows: int, seed: int) -> pd.DataFrame:
@@ -101,10 +87,10 @@ def main() -> None:
     rows: list[tuple[str, float, float, float]] = []
 
     def phase(name: str, fn):
-        _reset_peak()
+        reset_peak()
         t0 = time.monotonic()
         out = fn()
-        rows.append((name, time.monotonic() - t0, _status_mb("VmRSS"), _status_mb("VmHWM")))
+        rows.append((name, time.monotonic() - t0, status_mb("VmRSS"), status_mb("VmHWM")))
         return out
 
     entries = phase("synthetic entries", lambda: synthetic_entries(args.rows, args.seed))

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from loyalty_toolkit.sources.csvfile import categories_dtype
 
@@ -62,12 +65,6 @@ def read_columns(path: Path, delimiter: str, width: int, fields: Sequence[str], 
     line): the caller's strict reader then finds and reports the problem. Call only when
     :func:`qualifies`.
     """
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as pacsv
-    except ImportError:  # the strict reader does the same job, slower
-        return None
     pool = pa.default_memory_pool()
     names = [f"c{i}" for i in range(width)]
     wanted = sorted(set(positions.values()))

@@ -17,9 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty_toolkit.mask import mask_email, mask_group, mask_identifier, mask_name, mask_phone
-from loyalty_toolkit.stages.explain_story import Lot, MemberStory, Piece, build_story, dec, fmt
+from loyalty_toolkit.sources.ledger import UNITS_PER_POINT
+from loyalty_toolkit.stages.explain_story import Lot, MemberStory, Piece, build_story, fmt
 from loyalty_toolkit.stages.lots import EXPIRED, PENDING
 from loyalty_toolkit.stages.transfers import MEMBER_UNMAPPED, SPENDING
+from loyalty_toolkit.store import stored_decimal
 
 __all__ = ["MemberStory", "build_story", "mask_query", "render_story"]
 
@@ -207,11 +209,11 @@ def _transfers(s: MemberStory, m: _Masker) -> list[str]:
     for t in rows:
         extra = f", locked until {t['unlock_at']}" if t.get("unlock_at") else ""
         expiry = f"expires {t['expires_at']}" if t.get("expires_at") else "no expiry"
-        out.append(f"  {t['transfer_id']}: {t.get('type')} {t.get('points')} (exact {fmt(dec(t.get('points_exact')))}, "
-                   f"residue {fmt(dec(t.get('residue')))}), registered {t.get('registered_on')}, {expiry}{extra}; "
+        out.append(f"  {t['transfer_id']}: {t.get('type')} {t.get('points')} (exact {fmt(stored_decimal(t.get('points_exact')))}, "
+                   f"residue {fmt(stored_decimal(t.get('residue')))}), registered {t.get('registered_on')}, {expiry}{extra}; "
                    f"lots {t.get('lot_ids')}")
     for t in s.table("unit_transfers_zero"):
-        out.append(f"  not emitted (rounds to 0 points): lots {t.get('lot_ids')}, residue {fmt(dec(t.get('residue')))}")
+        out.append(f"  not emitted (rounds to 0 points): lots {t.get('lot_ids')}, residue {fmt(stored_decimal(t.get('residue')))}")
     return out
 
 
@@ -221,7 +223,7 @@ def _reconciliation(s: MemberStory, m: _Masker) -> list[str]:
         return []
     out = ["Reconciliation as the run stored it (stage 03 gate, tolerance zero)"]
     if rec:
-        r = {k: fmt(dec(v)) if k not in ("user_id", "ok") else v for k, v in rec[0].items()}
+        r = {k: fmt(stored_decimal(v)) if k not in ("user_id", "ok") else v for k, v in rec[0].items()}
         out.append(f"  ledger: accrued {r['accrued']} - redeemed {r['redeemed']} - expired {r['expired']} "
                    f"= owed {r['owed_ledger']}")
         out.append(f"  lots: open {r['open']} + pending {r['pending']} - deficit {r['deficit']} = {r['owed_lots']} "
@@ -230,10 +232,10 @@ def _reconciliation(s: MemberStory, m: _Masker) -> list[str]:
                    f"{'ok' if r.get('ok') else 'NOT OK'}")
     if per:
         p = per[0]
-        opening = dec(p.get("opening_units")) / 1_000_000
-        out.append(f"  per member: transferred {p.get('points')} + residue {fmt(dec(p.get('residue')))} + rejected "
-                   f"{fmt(dec(p.get('rejected')))} + held for review {fmt(dec(p.get('review')))} = owed "
-                   f"{fmt(dec(p.get('owed')))} (opening balance {fmt(opening)} included)")
+        opening = stored_decimal(p.get("opening_units")) / UNITS_PER_POINT
+        out.append(f"  per member: transferred {p.get('points')} + residue {fmt(stored_decimal(p.get('residue')))} + rejected "
+                   f"{fmt(stored_decimal(p.get('rejected')))} + held for review {fmt(stored_decimal(p.get('review')))} = owed "
+                   f"{fmt(stored_decimal(p.get('owed')))} (opening balance {fmt(opening)} included)")
     return out
 
 
@@ -246,8 +248,8 @@ def _opening(s: MemberStory, m: _Masker) -> list[str]:
     out = ["Opening balances (Haravan) with this member's phone or email"]
     for r in rows:
         head = (f"  {r.get('source_file')} line {r.get('line')}: phone {m.phone(r.get('phone'))}, email "
-                f"{m.email(r.get('email'))}, revenue {r.get('opening_revenue')} -> {fmt(dec(r.get('points_exact')))} "
-                f"points, {r.get('points')} whole (conversion residue {fmt(dec(r.get('residue')))})")
+                f"{m.email(r.get('email'))}, revenue {r.get('opening_revenue')} -> {fmt(stored_decimal(r.get('points_exact')))} "
+                f"points, {r.get('points')} whole (conversion residue {fmt(stored_decimal(r.get('residue')))})")
         if r.get("lot_id") in mine:
             fate = f"lot {r['lot_id']} of this member"
         elif r.get("lot_id") in unmatched:
@@ -337,7 +339,7 @@ def _why(s: MemberStory, m: _Masker) -> list[str]:
         out.append(f"  DOES NOT TIE: owed {fmt(b.owed)}, lots {fmt(b.owed_lots)}, accounted {fmt(b.accounted)} "
                    "(the stored rows disagree with the gate's proof: report it)")
     stored = s.table("reconciliation_member")
-    if stored and dec(stored[0].get("owed_ledger")) != b.owed - b.opening:
-        out.append(f"  The stored reconciliation says the ledger owes {fmt(dec(stored[0].get('owed_ledger')))}, "
+    if stored and stored_decimal(stored[0].get("owed_ledger")) != b.owed - b.opening:
+        out.append(f"  The stored reconciliation says the ledger owes {fmt(stored_decimal(stored[0].get('owed_ledger')))}, "
                    f"the rows {fmt(b.owed - b.opening)}: report it.")
     return out

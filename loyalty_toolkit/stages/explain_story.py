@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from loyalty_toolkit.sources.ledger import (
@@ -24,22 +24,13 @@ from loyalty_toolkit.sources.ledger import (
 )
 from loyalty_toolkit.stages.lots import EXPIRED, FALLBACK_METHODS, OPEN, PENDING
 from loyalty_toolkit.stages.transfers import MEMBER_UNMAPPED, OPENING_SOURCE, SPENDING
+from loyalty_toolkit.store import stored_decimal
 
 Row = dict[str, Any]
 LEDGER_REASONS = frozenset({USER_ID_MISSING, RECORD_TYPE_UNKNOWN, POINTS_INVALID, POINTS_PRECISION, POINTS_SIGN,
                             DATE_INVALID, GUESTPOINTSID_DUPLICATE})
 # Which stage writes which of the member's tables: a missing table means that stage has not committed.
 TABLE_STAGE = {"members": "members", "member_map": "mapping", "lots": "transfers", "reward_state": "rewards"}
-
-
-def dec(value: Any) -> Decimal:
-    """A stored amount (exact text, or an int) as Decimal; empty is 0."""
-    if value is None or value == "":
-        return Decimal(0)
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"not an exact amount in the staging database: {value!r}") from None
 
 
 def fmt(value: Decimal) -> str:
@@ -76,7 +67,7 @@ class Lot:
         return self.row.get("source") == OPENING_SOURCE
 
     def amount(self, column: str) -> Decimal:
-        return dec(self.row.get(column))
+        return stored_decimal(self.row.get(column))
 
 
 @dataclass
@@ -143,7 +134,7 @@ def build_story(legacy_id: str, rows: dict[str, list[Row] | None], *, query: str
     by_id = {lot.row["lot_id"]: lot for lot in lots}
     redemptions: dict[int, list[Piece]] = defaultdict(list)
     for a in get("lot_allocations"):
-        p = Piece(int(a["line"]), str(a.get("lot_id") or ""), dec(a["points"]), str(a.get("method") or ""),
+        p = Piece(int(a["line"]), str(a.get("lot_id") or ""), stored_decimal(a["points"]), str(a.get("method") or ""),
                   bool(a.get("cross_center")), str(a.get("redemption_center") or ""), str(a.get("lot_center") or ""))
         redemptions[p.line].append(p)
         if p.lot_id in by_id:
@@ -169,11 +160,11 @@ def build_story(legacy_id: str, rows: dict[str, list[Row] | None], *, query: str
                 b.deficit += p.points
     for t in get("unit_transfers") + get("unit_transfers_zero"):
         sign = -1 if t.get("type") == SPENDING else 1
-        b.residue += sign * dec(t.get("residue"))
+        b.residue += sign * stored_decimal(t.get("residue"))
     for t in get("unit_transfers"):
-        b.transferred += (-1 if t.get("type") == SPENDING else 1) * dec(t.get("points"))
+        b.transferred += (-1 if t.get("type") == SPENDING else 1) * stored_decimal(t.get("points"))
     for r in get("transfer_review"):
-        b.review -= dec(r.get("deficit"))
+        b.review -= stored_decimal(r.get("deficit"))
     for r in get("transfer_rejects"):
         if r.get("reason_code") != MEMBER_UNMAPPED:
             continue
@@ -184,7 +175,7 @@ def build_story(legacy_id: str, rows: dict[str, list[Row] | None], *, query: str
             b.rejected -= b.deficit
     for u in get("opening_unmatched"):
         if u.get("legacy_id") == legacy_id:
-            b.unmatched_opening += dec(u.get("points"))
+            b.unmatched_opening += stored_decimal(u.get("points"))
 
     rejects = sorted(get("member_rejects") + get("transfer_rejects") + get("reward_rejects"),
                      key=lambda r: (str(r.get("stage") or ""), str(r.get("file") or ""), int(r.get("line") or 0)))

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import STAGE_NAMES, notebook_name
+from loyalty_toolkit.sources.ledger import POINTS_SCALE
 from loyalty_toolkit.stages.lots import text_column
 from loyalty_toolkit.stages.transfers import ADDING, SPENDING
+from loyalty_toolkit.store import stored_decimal
 
 REPORT_STAGE = "report"
 EARLIER_STAGES: tuple[str, ...] = STAGE_NAMES[:STAGE_NAMES.index(REPORT_STAGE)]
@@ -57,20 +59,13 @@ class RunView:
 
 # -- exact numbers -----------------------------------------------------------------------------
 
-def to_decimal(value: Any) -> Decimal:
-    """A stored figure (Decimal text, int, None) as a Decimal; missing is 0."""
-    if value is None or (isinstance(value, float) and value != value) or value == "":
-        return Decimal(0)
-    return Decimal(str(value))
-
-
 def dec_sum(values) -> Decimal:
-    return sum((to_decimal(v) for v in values), Decimal(0))
+    return sum((stored_decimal(v) for v in values), Decimal(0))
 
 
 def units(value: Any) -> int:
     """Exact integer micro-points of a figure."""
-    return int(to_decimal(value).scaleb(6))
+    return int(stored_decimal(value).scaleb(POINTS_SCALE))
 
 
 def plain(d: Decimal) -> Decimal:
@@ -154,7 +149,7 @@ def by_key(frame: pd.DataFrame, total: pd.DataFrame, key: str) -> pd.DataFrame:
     tot = total.reindex(columns=cols).assign(**{key: "total"})[[key, *cols]]
     out = pd.concat([body, tot], ignore_index=True)
     for c in cols:
-        out[c] = out[c].map(lambda v: plain(to_decimal(v))).astype(object)
+        out[c] = out[c].map(lambda v: plain(stored_decimal(v))).astype(object)
     out["agree"] = [a == b == c for a, b, c in zip(out["owed_ledger"], out.get("owed_lots", out["owed_ledger"]),
                                                    out.get("transfers", out["owed_ledger"]))]
     return out
@@ -169,7 +164,7 @@ def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in rf.columns if c in RF_POINTS or c.endswith("_value") or c.startswith("cross_center")]
     out = rf[["center", "program", *cols]].copy()
     for c in cols:
-        out[c] = out[c].map(to_decimal).astype(object)
+        out[c] = out[c].map(stored_decimal).astype(object)
     total = {"center": "total", "program": "", **{c: sum(out[c], Decimal(0)) for c in cols}}
     out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
     d = {c: out[c] if c in out.columns else pd.Series([Decimal(0)] * len(out)) for c in RF_POINTS}

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,6 +45,17 @@ def _cell(v: Any) -> Any:
     if hasattr(v, "item"):  # numpy scalar
         return v.item()
     return v
+
+
+def stored_decimal(value: Any) -> Decimal:
+    """An amount read back from the database (exact text as ``_cell`` wrote it, or an int) as a
+    Decimal; NULL and empty are 0. Text that is not a number is a ValueError naming it."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return Decimal(0)
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not an exact amount in the staging database: {value!r}") from None
 
 
 def _column_values(series: pd.Series) -> list[Any]:

@@ -91,3 +91,15 @@ def test_a_table_is_inserted_a_slice_at_a_time_in_order(store, monkeypatch):
     assert back["points"].tolist() == [str(Decimal(i) / 4) for i in range(10)]
     text = back["text"].tolist()
     assert text[6] == "t6" and pd.isna(text[7]) and text[8] == "t8"  # NULL stays NULL
+
+
+def test_stored_decimal_reads_back_what_the_store_wrote(store):
+    from loyalty_toolkit.store import stored_decimal
+
+    frame = pd.DataFrame({"points": [Decimal("12.50"), Decimal("-0.000001"), None], "units": [3, 4, 5]})
+    store.commit_stage("members", {"t": frame}, inputs_fingerprint="i", parameters_fingerprint="p")
+    back = store.read_table("t")
+    assert [stored_decimal(v) for v in back["points"]] == [Decimal("12.50"), Decimal("-0.000001"), Decimal(0)]
+    assert stored_decimal(back["units"][0]) == 3 and stored_decimal("") == 0
+    with pytest.raises(ValueError, match="not an exact amount"):
+        stored_decimal("12,5")

@@ -219,6 +219,11 @@ class StagingStore:
             for row in rows:
                 yield json.dumps(list(row), ensure_ascii=False, default=_bytes_hex)
 
+    def digests(self) -> dict[str, str]:
+        """:meth:`table_digest` of every table, the ``_stages`` ledger included: the whole database
+        in a few lines, to prove that a failed stage left it exactly as it was."""
+        return {name: self.table_digest(name) for name in self.db.table_names()}
+
     def table_digest(self, name: str) -> str:
         """sha256 of the table's rows in a canonical order: compares two runs' staging tables."""
         cur = self.db.execute(f"SELECT * FROM [{name}]")

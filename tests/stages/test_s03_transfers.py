@@ -35,10 +35,6 @@ def run_stage(root: Path):
     return ctx, outcome, report
 
 
-def snapshot(store: StagingStore) -> dict[str, str]:
-    return {name: store.table_digest(name) for name in store.db.table_names()}
-
-
 def output_bytes(run_dir: Path) -> dict[str, bytes]:
     files = {rel: (run_dir / "output" / rel).read_bytes() for rel in OUTPUTS}
     files["rejects/transfers.csv"] = (run_dir / "rejects" / "transfers.csv").read_bytes()
@@ -134,7 +130,7 @@ def test_a_transfer_lost_fails_the_critical_gate_and_leaves_the_store_untouched(
 
     monkeypatch.setattr(s03_transfers, "build_transfers", drop_one)
     store = StagingStore.for_run(program / RUN)
-    before = snapshot(store)
+    before = store.digests()
     ctx, outcome, report = run_stage(program)
     assert not report.passed
     failed = {(o.table, o.expectation) for o in report.critical_failures}
@@ -143,7 +139,7 @@ def test_a_transfer_lost_fails_the_critical_gate_and_leaves_the_store_untouched(
     assert ("centers", "expect_column_pair_values_to_be_equal") in failed
     with pytest.raises(GateFailed):
         s03_transfers.commit(ctx, outcome, report)
-    assert snapshot(ctx.store) == before
+    assert ctx.store.digests() == before
     assert "transfers" not in ctx.store.completed_stages()
     assert not (program / RUN / "output" / "openloyalty" / "unit_transfers.json").exists()
     record = json.loads((program / RUN / "stages" / "03_transfers.json").read_text(encoding="utf-8"))

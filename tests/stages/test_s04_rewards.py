@@ -35,10 +35,6 @@ def run_stage(root: Path):
     return ctx, outcome, report
 
 
-def snapshot(store: StagingStore) -> dict[str, str]:
-    return {name: store.table_digest(name) for name in store.db.table_names()}
-
-
 def test_stage_04_passes_and_commits_on_the_sample_program(program):
     ctx, outcome, report = run_stage(program)
     assert report.passed, report.to_frame()
@@ -151,7 +147,7 @@ def test_a_failing_gate_leaves_the_store_and_the_outputs_untouched(program):
     inputs[earn]["rows_kept"] += 1  # stage 00 counted one row more than stage 04 accounts for
     (run_dir / "inputs" / "inputs.json").write_text(json.dumps(inputs), encoding="utf-8")
     with StagingStore.for_run(run_dir) as store:
-        before = snapshot(store)
+        before = store.digests()
     outputs_before = sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "output").rglob("*"))
 
     ctx, outcome, report = run_stage(program)
@@ -163,7 +159,7 @@ def test_a_failing_gate_leaves_the_store_and_the_outputs_untouched(program):
     assert err.value.stage == "rewards"
 
     with StagingStore.for_run(run_dir) as store:
-        assert snapshot(store) == before
+        assert store.digests() == before
         assert "rewards" not in store.completed_stages()
     assert sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "output").rglob("*")) == outputs_before
     assert not (run_dir / "output" / "splio").exists()

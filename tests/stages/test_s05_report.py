@@ -51,10 +51,6 @@ def stage_json(root: Path, stem: str) -> dict:
     return json.loads((root / RUN / "stages" / f"{stem}.json").read_text(encoding="utf-8"))
 
 
-def snapshot(store: StagingStore) -> dict[str, str]:
-    return {name: store.table_digest(name) for name in store.db.table_names()}
-
-
 def test_stage_05_passes_and_its_figures_match_the_earlier_stages(migrated):
     ctx, outcome, gate = run_stage(migrated)
     assert gate.passed, gate.to_frame()
@@ -130,7 +126,7 @@ def test_a_stage_record_that_disagrees_with_its_tables_fails_the_gate_and_commit
     rec["totals"]["points_owed_after"] = str(Decimal(rec["totals"]["points_owed_after"]) + Decimal("0.1"))
     path.write_text(json.dumps(rec), encoding="utf-8")
     with StagingStore.for_run(run_dir) as store:
-        before = snapshot(store)
+        before = store.digests()
 
     ctx, outcome, gate = run_stage(migrated)
     assert not gate.passed
@@ -141,7 +137,7 @@ def test_a_stage_record_that_disagrees_with_its_tables_fails_the_gate_and_commit
         s05_report.commit(ctx, outcome, gate)
     assert err.value.stage == "report"
     with StagingStore.for_run(run_dir) as store:
-        assert snapshot(store) == before and "report" not in store.completed_stages()
+        assert store.digests() == before and "report" not in store.completed_stages()
     record = stage_json(migrated, "05_report")
     assert record["status"] == "failed" and record["rows_rejected"] == 1
     assert record["totals"]["checks_disagreeing"] == ["points: owed after, stage 03's record = its tables"]

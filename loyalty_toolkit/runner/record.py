@@ -7,7 +7,6 @@ notebook leaves in ``RUN_DIR/stages/``.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import platform
@@ -20,6 +19,7 @@ from typing import Any
 from loyalty_toolkit import __version__
 from loyalty_toolkit.config import Config
 from loyalty_toolkit.model import expectations_dir, notebook_name, notebooks_dir
+from loyalty_toolkit.stages.context import file_sha256
 
 KEY_PACKAGES = ("pandas", "numpy", "great-expectations", "papermill", "nbconvert", "sqlite-utils", "phonenumbers",
                 "pydantic", "ipykernel")
@@ -27,10 +27,6 @@ KEY_PACKAGES = ("pandas", "numpy", "great-expectations", "papermill", "nbconvert
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -63,15 +59,15 @@ def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: st
         "run_id": run_id,
         "config_path": str(config.path),
         "config": config.resolved(),
-        "config_sha256": _sha256(config.path),
+        "config_sha256": file_sha256(config.path),
         "inputs": {name: {"path": info["source_path"], "frozen_path": info["frozen_path"], "size": info["size"],
                           "rows": info["rows_kept"], "rows_in_source": info["rows_read"], "sha256": info["sha256"],
                           "source_sha256": info["source_sha256"], "encoding": info["encoding"],
                           "delimiter": info["delimiter"]} for name, info in sorted(inputs.items())},
         "pipeline": pipeline,
         "parameters": parameters,
-        "notebooks": {p.name: _sha256(p) for p in sorted(notebooks_dir().glob("*.ipynb"))},
-        "suites": {p.name: _sha256(p) for p in sorted(expectations_dir().glob("*.json"))},
+        "notebooks": {p.name: file_sha256(p) for p in sorted(notebooks_dir().glob("*.ipynb"))},
+        "suites": {p.name: file_sha256(p) for p in sorted(expectations_dir().glob("*.json"))},
         "versions": package_versions(),
         "command": sys.argv[:1] and [Path(sys.argv[0]).name, *sys.argv[1:]],
         "started_at": previous.get("started_at", started_at),

@@ -81,7 +81,7 @@ class StageContext:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != dest.resolve():
             shutil.copyfile(path, dest)
-        digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+        digest = file_sha256(dest)
         inputs[name] = {"source_path": str(path), "frozen_path": dest.relative_to(self.run_dir).as_posix(),
                         "size": dest.stat().st_size, "sha256": digest, "source_sha256": digest,
                         "rows_read": rows, "rows_kept": rows, "encoding": "", "delimiter": "", "stage": self.stage}

@@ -454,3 +454,8 @@ def units_to_decimal(units: np.ndarray) -> np.ndarray:
         q, r = divmod(u, UNITS_PER_POINT)
         out[i] = Decimal(q) if r == 0 else Decimal(u).scaleb(-POINTS_SCALE).normalize()
     return out[codes] if len(codes) else np.zeros(0, dtype=object)
+
+
+def plain_decimal(d: Decimal) -> Decimal:
+    """The same value without trailing zeros or exponent: ``12.50`` -> ``12.5``, ``0E-6`` -> ``0``."""
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import STAGE_NAMES, notebook_name
-from loyalty_toolkit.sources.ledger import POINTS_SCALE
+from loyalty_toolkit.sources.ledger import POINTS_SCALE, plain_decimal
 from loyalty_toolkit.stages.lots import text_column
 from loyalty_toolkit.stages.transfers import ADDING, SPENDING
 from loyalty_toolkit.store import stored_decimal
@@ -68,11 +68,6 @@ def units(value: Any) -> int:
     return int(stored_decimal(value).scaleb(POINTS_SCALE))
 
 
-def plain(d: Decimal) -> Decimal:
-    """The same value without trailing zeros or exponent: ``12.50`` -> ``12.5``, ``0E-6`` -> ``0``."""
-    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
-
-
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame.columns else pd.Series([], dtype=object)
 
@@ -110,7 +105,7 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     out = {"ledger_owed": ledger, "opening": opening, "before": before, "transferred": transferred,
            "residue": residue, "rejected": rejected, "review": review, "opening_unmatched": unmatched,
            "after": after, "difference": before - after, "expired": expired}
-    return {k: plain(v) for k, v in out.items()}
+    return {k: plain_decimal(v) for k, v in out.items()}
 
 
 def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
@@ -138,7 +133,7 @@ def unmapped_lot_points(view: RunView) -> Decimal:
     out_lots = live & ~np.isin(text_column(lots, "user_id"), list(mapped))
     out_bal = ~np.isin(text_column(bal, "user_id"), list(mapped))
     total = int(_ints(lots, "remaining_units")[out_lots].sum()) - int(_ints(bal, "deficit_units")[out_bal].sum())
-    return plain(Decimal(total).scaleb(-6))
+    return plain_decimal(Decimal(total).scaleb(-POINTS_SCALE))
 
 
 def by_key(frame: pd.DataFrame, total: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -149,7 +144,7 @@ def by_key(frame: pd.DataFrame, total: pd.DataFrame, key: str) -> pd.DataFrame:
     tot = total.reindex(columns=cols).assign(**{key: "total"})[[key, *cols]]
     out = pd.concat([body, tot], ignore_index=True)
     for c in cols:
-        out[c] = out[c].map(lambda v: plain(stored_decimal(v))).astype(object)
+        out[c] = out[c].map(lambda v: plain_decimal(stored_decimal(v))).astype(object)
     out["agree"] = [a == b == c for a, b, c in zip(out["owed_ledger"], out.get("owed_lots", out["owed_ledger"]),
                                                    out.get("transfers", out["owed_ledger"]))]
     return out
@@ -172,7 +167,7 @@ def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
     held = d["opening"] + d["open"] + d["pending"] - d["deficit"]
     out["ties"] = [c == m == h for c, m, h in zip(d["closing"], moves, held)]
     for c in cols:
-        out[c] = out[c].map(lambda v: plain(v.quantize(Decimal("0.01"))) if c.endswith("_value") else plain(v))
+        out[c] = out[c].map(lambda v: plain_decimal(v.quantize(Decimal("0.01"))) if c.endswith("_value") else plain_decimal(v))
     return out
 
 

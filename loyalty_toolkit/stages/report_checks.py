@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import notebook_name
+from loyalty_toolkit.sources.ledger import plain_decimal
 from loyalty_toolkit.stages.lots import text_column
 from loyalty_toolkit.stages.report import (
     CHECK_COLUMNS,
@@ -23,7 +24,6 @@ from loyalty_toolkit.stages.report import (
     by_key,
     dec_sum,
     member_counts,
-    plain,
     reward_counts,
     roll_forward,
     unmapped_lot_points,
@@ -36,7 +36,7 @@ def _text(value: Any) -> str:
     if value is None:
         return MISSING
     if isinstance(value, Decimal):
-        return str(plain(value))
+        return str(plain_decimal(value))
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
     if isinstance(value, (int, np.integer)):
@@ -204,7 +204,7 @@ def _shown(v: Any) -> str:
         d = Decimal(str(v))
     except (InvalidOperation, ValueError):
         return str(v)
-    whole, _, frac = str(plain(d)).partition(".")
+    whole, _, frac = str(plain_decimal(d)).partition(".")
     sign = "-" if whole.startswith("-") else ""
     return sign + f"{int(whole.lstrip('-')):,}" + (f".{frac}" if frac else "")
 

@@ -30,7 +30,13 @@ import pandas as pd
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger import (
+    ENGINE_COLUMNS,
+    ENGINE_FIELDS,
+    parse_ledger,
+    plain_decimal,
+    units_to_decimal,
+)
 from loyalty_toolkit.sources.ledger_read import read_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
@@ -121,7 +127,7 @@ class TransfersOutcome:
                "review": review, "opening_unmatched": unmatched,
                "open": _dec(int(lots["open_units"].sum())), "pending": _dec(int(lots["pending_units"].sum())),
                "expired": _dec(int(lots["expired_units"].sum())), "deficit": _dec(int(lots["deficit_units"].sum()))}
-        return {k: _plain(v) for k, v in out.items()}
+        return {k: plain_decimal(v) for k, v in out.items()}
 
     def figures(self) -> StageFigures:
         c = self.conservation.set_index("input")
@@ -441,11 +447,6 @@ def commit(ctx: StageContext, outcome: TransfersOutcome, gate_report) -> None:
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params)
     for p in stale_files(ctx.run_dir / "output", keep={f.name for f in outcome.files}):
         p.unlink()
-
-
-def _plain(d: Decimal) -> Decimal:
-    """The same value without trailing zeros or exponent: ``0.0`` -> ``0``, ``12.50`` -> ``12.5``."""
-    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
 
 
 def _dec(units: int) -> Decimal:

@@ -44,12 +44,11 @@ from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
 from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.reconcile import reconcile, reconcile_by, roll_forward
+from loyalty_toolkit.stages.transfers_slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.stages.transfers import (
-    ADDING,
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
-    SPENDING,
     UNMATCHED_COLUMNS,
     TransferResult,
     build_transfers,
@@ -80,9 +79,14 @@ CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accep
 
 @dataclass
 class TransfersOutcome:
-    lots: LotResult
-    all_lots: pd.DataFrame  # ledger lots + opening lots (OPENING_LOT_COLUMNS)
-    result: TransferResult
+    lots: LotResult  # every slice's: lots and allocations keep the columns the reconciliation reads
+    slices: SliceTotals  # what the member slices left: sums and the notebook's aggregates
+    o_lots: pd.DataFrame  # the opening-balance lots of mapped members (OPENING_LOT_COLUMNS)
+    result: TransferResult  # every slice's; ``transfers`` holds only the first few rows (the rest are written)
+    written: dict[str, list[pd.DataFrame]]  # per staging table, the slices' rows
+    checks: dict[str, list[pd.DataFrame]]  # per gate table, the slices' rows
+    entries: pd.DataFrame  # the ledger entries (engine columns): member_lots rebuilds one member
+    id_map: pd.DataFrame
     opening: OpeningParse | None
     unmatched: pd.DataFrame  # opening rows matched to no mapped member (UNMATCHED_COLUMNS)
     rejects: pd.DataFrame  # every reject of the stage (REJECT_COLUMNS)
@@ -108,15 +112,11 @@ class TransfersOutcome:
     def points(self) -> dict[str, Decimal]:
         """The headline amounts, signed Decimals: before = after is the stage's promise."""
         t = self.total.iloc[0]
-        tr = self.result
-        rows = pd.concat([tr.transfers, tr.zero], ignore_index=True)
-        adding = tr.transfers["type"] == ADDING
+        tr, sl = self.result, self.slices
         opening = Decimal(self.opening.points_total) if self.opening is not None else Decimal(0)
         unmatched = Decimal(int(self.unmatched["points"].sum())) if len(self.unmatched) else Decimal(0)
-        transferred = Decimal(int(tr.transfers.loc[adding, "points"].sum())
-                              - int(tr.transfers.loc[~adding, "points"].sum()))
-        residue = _dec(int(np.where(rows["type"] == SPENDING, -1, 1) @ rows["residue_units"].to_numpy(np.int64))
-                       if len(rows) else 0)
+        transferred = Decimal(sl.adding_points - sl.spending_points)
+        residue = _dec(sl.residue_units)
         rejected = _dec(int(tr.rejects["points_units"].sum()))
         review = -_dec(int(tr.review["deficit_units"].sum()))
         before = t["owed_ledger"] + opening
@@ -132,7 +132,7 @@ class TransfersOutcome:
     def figures(self) -> StageFigures:
         c = self.conservation.set_index("input")
         p = self.points()
-        tr = self.result
+        tr, sl = self.result, self.slices
         fb = self.lots.fallbacks.set_index("method")
         neg = self.lots.balances[self.lots.balances["deficit_units"] > 0]
         opening = None
@@ -140,7 +140,7 @@ class TransfersOutcome:
             o = self.opening
             opening = {"rows": int(c.loc["opening_balances", "rows_read"]), "accepted": len(o.balances),
                        "rejected": len(o.rejects), "rejects_by_reason": o.reject_counts(),
-                       "matched": len(self.all_lots) - len(self.lots.lots), "unmatched": len(self.unmatched),
+                       "matched": sl.opening_lots, "unmatched": len(self.unmatched),
                        "unmatched_by_reason": _counts(self.unmatched["reason_code"]),
                        "points": str(o.points_total), "points_exact": str(o.points_exact_total),
                        "conversion_residue": str(o.residue_total), "phones_reread": self.phones_reread}
@@ -163,10 +163,9 @@ class TransfersOutcome:
                 "points_difference": str(p["difference"]),
                 "points": {k: str(v) for k, v in p.items() if k not in ("before", "after", "difference")},
                 "residue_total": str(p["residue"]),
-                "transfers": {"count": len(tr.transfers), "adding": int((tr.transfers["type"] == ADDING).sum()),
-                              "spending": int((tr.transfers["type"] == SPENDING).sum()), "zero_point": len(tr.zero),
-                              "files": [f.name for f in self.files]},
-                "lots": {s_: int(n) for s_, n in self.lots.lots["status"].value_counts().sort_index().items()},
+                "transfers": {"count": sl.transfers, "adding": sl.adding, "spending": sl.spending,
+                              "zero_point": len(tr.zero), "files": [f.name for f in self.files]},
+                "lots": dict(sorted(sl.lot_status.items())),
                 "fallbacks": {m: int(fb.at[m, "redemptions"]) for m in FALLBACK_METHODS},
                 "fallback_points": {m: str(fb.at[m, "points"]) for m in FALLBACK_METHODS},
                 "negative_balances": {"members": len(neg), "points": str(_dec(int(neg["deficit_units"].sum()))),
@@ -174,9 +173,8 @@ class TransfersOutcome:
                 "rejected_lots": len(tr.rejects), "held_for_review": len(tr.review),
                 "rejects_by_reason": _counts(self.rejects["reason_code"]),
                 "liability_per_center": liability,
-                "cross_center": {"allocations": int(self.lots.allocations["cross_center"].sum()),
-                                 "points": str(_dec(int(self.lots.allocations.loc[
-                                     self.lots.allocations["cross_center"].astype(bool), "points_units"].sum())))},
+                "cross_center": {"allocations": sl.cross_center_allocations,
+                                 "points": str(_dec(sl.cross_center_units))},
                 **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in s.items()},
             })
 
@@ -186,19 +184,19 @@ class TransfersOutcome:
         return view.counts(self.figures(), self.points())
 
     def balance_distribution(self) -> pd.DataFrame:
-        return view.balance_bands(self.lots.balances, self.all_lots)
+        return view.balance_bands(self.lots.balances, self.o_lots)
 
     def expiry_calendar(self) -> pd.DataFrame:
-        return view.expiry_calendar(self.all_lots, self.timezone)
+        return self.slices.expiry_calendar()
 
     def pending_points(self) -> pd.DataFrame:
-        return view.pending(self.all_lots, self.timezone)
+        return self.slices.pending_by_month()
 
     def fallback_matches(self) -> pd.DataFrame:
         return self.lots.fallbacks.drop(columns=["points_units"])
 
     def fallback_examples(self, n: int = 10) -> pd.DataFrame:
-        return view.fallback_examples(self.lots.allocations, n)
+        return self.slices.fallback_examples(n)
 
     def negative_balances(self) -> pd.DataFrame:
         return view.negative_balances(self.lots.balances, self.result, self.settings.get("negative_balance"))
@@ -216,17 +214,25 @@ class TransfersOutcome:
         return view.roll_forward(self.roll_forward)
 
     def cross_center(self) -> pd.DataFrame:
-        return view.cross_center(self.lots)
+        return self.slices.cross_center_summary()
 
     def rounding_residue(self) -> pd.DataFrame:
-        return view.residue(self.result, self.opening)
+        sl = self.slices
+        return view.residue(sl.residue_rows, sl.residue_units, len(self.result.zero), sl.zero_residue_units,
+                            self.opening)
 
     def transfers_sample(self, n: int = 10) -> pd.DataFrame:
         return view.transfers_sample(self.result.transfers, n)
 
     def member_lots(self, legacy_id: str) -> pd.DataFrame:
-        """Every lot of one member (ledger and opening) and what became of it: support's first look."""
-        return view.member_lots(self.all_lots, self.result, legacy_id)
+        """Every lot of one member (ledger and opening) and what became of it: support's first look.
+        The member's lots are rebuilt from the entries by the same engine (the stage keeps no lot rows)."""
+        e = self.entries
+        _, all_lots, result = build_slice(
+            e[text_column(e, "user_id") == legacy_id], self.o_lots[text_column(self.o_lots, "user_id") == legacy_id],
+            self.id_map[text_column(self.id_map, "legacy_id") == legacy_id], self.settings, self.cutover,
+            self.conservation["file"].iloc[0])
+        return view.member_lots(all_lots, result, legacy_id)
 
     def conservation_table(self) -> pd.DataFrame:
         return self.conservation
@@ -243,9 +249,10 @@ class TransfersOutcome:
 
 # -- run ---------------------------------------------------------------------------------------
 
-def run(ctx: StageContext) -> TransfersOutcome:
-    """Read the frozen ledger (and opening balances), build lots and transfers, write the files
-    (pending the gate) and the rejects, and reconcile everything."""
+def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOutcome:
+    """Read the frozen ledger (and opening balances), build lots and transfers member slice by
+    member slice (about ``slice_entries`` ledger rows each), write the files (pending the gate) and
+    the rejects, and reconcile everything."""
     cfg = ctx.config
     if cfg.sources.ledger is None:
         raise ConfigError("stage 03 needs sources.ledger (the points-liability export)", stage=ctx.stage,
@@ -260,7 +267,6 @@ def run(ctx: StageContext) -> TransfersOutcome:
                           entry_columns=ENGINE_COLUMNS)
     del frame
     entries = parsed.entries
-    lots = build_lots(entries, cutover=cutover)
     members = ctx.store.read_table("members", columns=["legacy_id", "email_key", "phone"])
     id_map = ctx.store.read_table("member_map", columns=["legacy_id", "target_id"])
 
@@ -275,25 +281,55 @@ def run(ctx: StageContext) -> TransfersOutcome:
                                 rule=tcfg.opening, cutover=cutover, columns=osrc.column_map())
         balances, reread = member_phones(opening.balances, members)
         o_lots, unmatched = opening_lots(balances, members, id_map)
-    all_lots = pd.concat([lots.lots, o_lots], ignore_index=True) if len(o_lots) else lots.lots
+    del members
 
-    result = build_transfers(all_lots, id_map, granularity=tcfg.granularity, rounding=tcfg.rounding,
-                             wallet_type_code=tcfg.wallet_type_code, negative_balances=lots.balances,
-                             negative_mode=tcfg.negative_balance, cutover=cutover, source_file=src.path.name)
-    rejects = _all_rejects(parsed.rejects, opening, unmatched, result, lots, src.path.name,
+    # member slice by member slice (stages/transfers_slices.py): the lots, allocations and transfers
+    # of a slice are written and dropped before the next; what stays is per member or summed
+    settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
+                "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
+                "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
+    plan = plan_slices(entries, slice_entries)
+    o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
+    totals = SliceTotals(cutover=cutover, timezone=src.timezone)
+    residue_total = Decimal(0)
+    written: dict[str, list[pd.DataFrame]] = {"lots": [], "lot_allocations": [], "unit_transfers": []}
+    checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
+    for k, rows in enumerate(plan.rows()):
+        o_part = o_lots if rows is None else o_lots[o_slice == k]
+        lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
+                                             id_map if rows is None else id_map[id_slice == k], settings, cutover,
+                                             src.path.name)
+        residue_total += result.residue_total
+        totals.add_lots(lots, all_lots, len(o_part))
+        totals.add_transfers(result, produced_per_member(result, o_part),
+                             transfer_side(all_lots, result, lots.allocations))
+        checks["lots"].append(lots_check(all_lots))
+        checks["transfers"].append(result.transfers[["transfer_id", "target_id", "wallet_type_code", "type",
+                                                     "points"]])
+        written["lots"].append(all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in all_lots.columns]))
+        written["lot_allocations"].append(lots.allocations)
+        written["unit_transfers"].append(result.transfers)
+        del lots, all_lots, result, o_part
+
+    lots = totals.lot_result()
+    result = totals.transfer_result(residue_total)
+    rejects = _all_rejects(parsed.rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
                            src.column_map()["points"])
     ctx.write_rejects(rejects)
 
-    files, outputs = write_transfer_files(result.transfers, ctx.output_dir("openloyalty"), tcfg.formats)
+    transfers = pd.concat(written["unit_transfers"], ignore_index=True) if len(written["unit_transfers"]) > 1 \
+        else written["unit_transfers"][0]
+    files, outputs = write_transfer_files(transfers, ctx.output_dir("openloyalty"), tcfg.formats)
+    del transfers
     if opening is not None:
         path, row = write_haravan_file(opening.balances, ctx.output_dir("haravan"))
         files.append(path)
         outputs.append(row)
 
-    produced = produced_per_member(result, o_lots)
+    produced = totals.produced_per_member()
     by_member = reconcile(entries, lots, transfers=produced)
     total = reconcile_by(entries, lots, by="total", transfers=produced)
-    side = transfer_side(all_lots, result, lots.allocations)
+    side = totals.transfer_side()
     by_center = reconcile_by(entries, lots, by="center", transfers=side)
     by_program = reconcile_by(entries, lots, by="program", transfers=side)
     opening_rf = None
@@ -308,16 +344,27 @@ def run(ctx: StageContext) -> TransfersOutcome:
         conservation.append(_conservation_row("opening_balances", opening.source_file,
                                               frozen["opening_balances"]["rows_kept"], opening_parsed_rows,
                                               len(opening.balances), len(opening.rejects)))
-    settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
-                "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
-                "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     return TransfersOutcome(
-        lots=lots, all_lots=all_lots, result=result, opening=opening, unmatched=unmatched, rejects=rejects,
+        lots=lots, slices=totals, o_lots=o_lots, result=result, written=written, checks=checks,
+        entries=entries, id_map=id_map, opening=opening, unmatched=unmatched, rejects=rejects,
         conservation=pd.DataFrame(conservation, columns=list(CONSERVATION_COLUMNS)),
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
         by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=parsed.rows_read,
         ledger_entries=len(entries), ledger_rejects=parsed.reject_counts(), cutover=cutover, timezone=src.timezone,
         settings=settings, phones_reread=reread, show_pii=ctx.show_pii)
+
+
+def build_slice(entries: pd.DataFrame, o_lots: pd.DataFrame, id_map: pd.DataFrame, settings: dict, cutover: datetime,
+                source_file: str) -> tuple[LotResult, pd.DataFrame, TransferResult]:
+    """One member slice through the engines: its lots as of the cutover, those plus its opening
+    lots, and their unit transfers. ``entries``, ``o_lots`` and ``id_map`` hold the same members."""
+    lots = build_lots(entries, cutover=cutover)
+    all_lots = pd.concat([lots.lots, o_lots], ignore_index=True) if len(o_lots) else lots.lots
+    s = settings
+    result = build_transfers(all_lots, id_map, granularity=s["granularity"], rounding=s["rounding"],
+                             wallet_type_code=s["wallet_type_code"], negative_balances=lots.balances,
+                             negative_mode=s["negative_balance"], cutover=cutover, source_file=source_file)
+    return lots, all_lots, result
 
 
 def _read_opening(src, stage: str) -> pd.DataFrame:
@@ -356,13 +403,11 @@ def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.Dat
 
 
 def _all_rejects(ledger_rejects: pd.DataFrame, opening: OpeningParse | None, unmatched: pd.DataFrame,
-                 result: TransferResult, lots: LotResult, ledger_file: str, points_header: str) -> pd.DataFrame:
+                 result: TransferResult, first_line: dict[str, int], ledger_file: str,
+                 points_header: str) -> pd.DataFrame:
     """Every row a person must look at: ledger and opening rows refused, opening rows matched to no
     mapped member, lots and deficits of unmapped members, and deficits held for review. A deficit
-    names the ledger line of the member's first redemption that no lot could pay."""
-    alloc = lots.allocations
-    deficit_piece = alloc[text_column(alloc, "lot_id") == ""]
-    first_line = deficit_piece.groupby("user_id", sort=False)["line"].min().to_dict()
+    names the ledger line of the member's first redemption that no lot could pay (``first_line``)."""
     rj = result.rejects.copy()
     no_lot = text_column(rj, "lot_id") == ""
     if no_lot.any():
@@ -403,10 +448,10 @@ def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
         "centers": reconciliation_check(outcome.by_center, "center"),
         "programs": reconciliation_check(outcome.by_program, "program"),
         "roll_forward": roll_forward_check(outcome.roll_forward),
-        "lots": lots_check(outcome.all_lots),
-        "transfers": outcome.result.transfers[["transfer_id", "target_id", "wallet_type_code", "type", "points"]],
+        "lots": _joined(outcome.checks["lots"]),
+        "transfers": _joined(outcome.checks["transfers"]),
         "outputs": outcome.outputs,
-        "opening": opening_check(outcome.opening, outcome.all_lots, outcome.unmatched),
+        "opening": opening_check(outcome.opening, outcome.o_lots, outcome.unmatched),
         "fallbacks": fallbacks_check(outcome.lots.fallbacks),
         "rejects": outcome.rejects[["file", "line", "column", "reason_code"]],
     }
@@ -422,12 +467,9 @@ def gate(ctx: StageContext, outcome: TransfersOutcome):
 
 
 def _store_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
-    r, lr = outcome.result, outcome.lots
-    # the lots' *_us time twins are the engine's; the table keeps the ISO text (millions of rows:
-    # three more columns cost the commit time and memory for nothing a reader needs)
-    lots = outcome.all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in outcome.all_lots.columns])
-    return {"lots": lots, "lot_allocations": lr.allocations, "lot_balances": lr.balances,
-            "lot_fallbacks": lr.fallbacks, "unit_transfers": r.transfers, "unit_transfers_zero": r.zero,
+    r, lr, w = outcome.result, outcome.lots, outcome.written
+    return {"lots": _joined(w["lots"]), "lot_allocations": _joined(w["lot_allocations"]), "lot_balances": lr.balances,
+            "lot_fallbacks": lr.fallbacks, "unit_transfers": _joined(w["unit_transfers"]), "unit_transfers_zero": r.zero,
             "transfer_rejects": outcome.rejects, "transfer_review": r.review, "transfer_per_member": r.per_member,
             "reconciliation_member": outcome.by_member, "reconciliation_center": outcome.by_center,
             "reconciliation_program": outcome.by_program, "reconciliation_total": outcome.total,
@@ -447,6 +489,10 @@ def commit(ctx: StageContext, outcome: TransfersOutcome, gate_report) -> None:
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params)
     for p in stale_files(ctx.run_dir / "output", keep={f.name for f in outcome.files}):
         p.unlink()
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _dec(units: int) -> Decimal:

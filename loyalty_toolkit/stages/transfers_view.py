@@ -15,8 +15,7 @@ import pandas as pd
 
 from loyalty_toolkit.mask import mask_identifier
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
-from loyalty_toolkit.stages.lots import OPEN, PENDING, LotResult, text_column
-from loyalty_toolkit.stages.reconcile import cross_center_summary
+from loyalty_toolkit.stages.lots import OPEN, PENDING, text_column
 
 # (label, lowest whole balance in the band); a balance below zero is "negative".
 BANDS: tuple[tuple[str, int], ...] = (("0", 0), ("1-99", 1), ("100-499", 100), ("500-999", 500),
@@ -85,33 +84,44 @@ def _month(iso: np.ndarray, tz: str) -> np.ndarray:
     return out
 
 
-def _by_month(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
-    if lots.empty:
-        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": []})
+def month_totals(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
+    """Lots, members and units (int64 micro-points) per month of ``column`` (ISO UTC text, "" =
+    never) in ``tz``: one member slice's part of a calendar; :func:`months` adds the parts up
+    (members add up too, a member being in one slice only)."""
     f = pd.DataFrame({"month": _month(text_column(lots, column), tz), "user_id": text_column(lots, "user_id"),
                       "units": lots["remaining_units"].to_numpy(np.int64)})
-    g = f.groupby("month", sort=True).agg(lots=("units", "size"), members=("user_id", "nunique"),
-                                          units=("units", "sum")).reset_index()
+    return f.groupby("month", sort=True).agg(lots=("units", "size"), members=("user_id", "nunique"),
+                                             units=("units", "sum")).reset_index()
+
+
+def months(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Month totals added up: months in order, "never" last, points as Decimal."""
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": []})
+    g = pd.concat(frames, ignore_index=True).groupby("month", sort=True)[["lots", "members", "units"]].sum()
+    g = g.reset_index()
     g["points"] = pd.Series(_dec(g["units"]), dtype=object)
     g = g.drop(columns=["units"])
     g["_never"] = g["month"] == NEVER
     return g.sort_values(["_never", "month"], kind="stable").drop(columns=["_never"]).reset_index(drop=True)
 
 
-def _live(all_lots: pd.DataFrame) -> pd.DataFrame:
+def live(all_lots: pd.DataFrame) -> pd.DataFrame:
+    """Open and pending lots with points left: what the members are owed."""
     status = text_column(all_lots, "status")
     return all_lots[np.isin(status, (OPEN, PENDING)) & (all_lots["remaining_units"].to_numpy(np.int64) > 0)]
 
 
 def expiry_calendar(all_lots: pd.DataFrame, tz: str) -> pd.DataFrame:
     """Open and pending points by the month they expire (in the ledger's timezone); "never" last."""
-    return _by_month(_live(all_lots), "expires_at_utc", tz)
+    return months([month_totals(live(all_lots), "expires_at_utc", tz)])
 
 
 def pending(all_lots: pd.DataFrame, tz: str) -> pd.DataFrame:
     """Pending points (effective start after the cutover) by the month they unlock."""
-    lots = _live(all_lots)
-    return _by_month(lots[text_column(lots, "status") == PENDING], "unlock_at_utc", tz)
+    lots = live(all_lots)
+    return months([month_totals(lots[text_column(lots, "status") == PENDING], "unlock_at_utc", tz)])
 
 
 def fallback_examples(allocations: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -160,18 +170,12 @@ def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cross_center(lots: LotResult) -> pd.DataFrame:
-    """Points earned at one center and redeemed at another, per pair of centers."""
-    return cross_center_summary(lots)
-
-
-def residue(result, opening) -> pd.DataFrame:
-    """Where rounding left a fraction: the transfers' residue (this stage) and the opening conversion's."""
-    rows = pd.concat([result.transfers, result.zero], ignore_index=True)
-    sign = np.where(rows["type"].to_numpy(dtype=object) == "spending", -1, 1)
-    res = rows["residue_units"].to_numpy(np.int64) * sign
-    out = [("unit transfers (rounded once)", int((res != 0).sum()), _dec([res.sum()])[0]),
-           ("transfers rounded to 0 (not emitted)", len(result.zero), _dec([(res[len(result.transfers):]).sum()])[0])]
+def residue(rows_with_residue: int, residue_units: int, zero_rows: int, zero_units: int, opening) -> pd.DataFrame:
+    """Where rounding left a fraction: every transfer row's residue (emitted and zero-point: rows
+    with some, signed micro-points), the zero-point transfers' (not emitted), and the opening
+    conversion's."""
+    out = [("unit transfers (rounded once)", rows_with_residue, _dec([residue_units])[0]),
+           ("transfers rounded to 0 (not emitted)", zero_rows, _dec([zero_units])[0])]
     if opening is not None:
         out.append(("opening balances: revenue -> points", int((opening.balances["residue"] != 0).sum()),
                     opening.residue_total))

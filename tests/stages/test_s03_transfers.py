@@ -49,7 +49,7 @@ def test_stage_03_passes_and_commits_on_the_sample_program(program):
 
     # the JSON is a list of transfers with whole points; the XML is well-formed with whole points
     items = json.loads((run_dir / "output" / OUTPUTS[0]).read_text(encoding="utf-8"))
-    assert isinstance(items, list) and len(items) == len(outcome.result.transfers) > 0
+    assert isinstance(items, list) and len(items) == outcome.slices.transfers > 0
     assert all(type(it["units"]) is int and it["units"] > 0 for it in items)
     assert {it["type"] for it in items} <= {"adding", "spending"}
     root = ET.parse(run_dir / "output" / OUTPUTS[1]).getroot()
@@ -176,8 +176,7 @@ transfers:
 """, encoding="utf-8")
     ctx, outcome, report = run_stage(program)
     assert report.passed, report.to_frame()
-    spending = outcome.result.transfers[outcome.result.transfers["type"] == "spending"]
-    assert len(spending) == int((outcome.lots.balances["deficit_units"] > 0).sum()) > 0
+    assert outcome.slices.spending == int((outcome.lots.balances["deficit_units"] > 0).sum()) > 0
     rf = outcome.roll_forward
     assert all(c == o + a - r - e for c, o, a, r, e in zip(rf["closing_value"], rf["opening_value"],
                                                            rf["accrued_value"], rf["redeemed_value"],

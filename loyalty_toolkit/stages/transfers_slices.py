@@ -1,0 +1,260 @@
+"""Stage 03 one member slice at a time: the cut, and what each slice leaves behind.
+
+Every rule of the lot engine and the transfer engine is per member (a redemption only consumes its
+own member's lots; a transfer carries one member's lots; a deficit is one member's), so the stage
+may run them over the members a slice at a time and get the same lots and the same transfers. At
+ten million ledger rows that is what keeps the stage inside its memory budget: the lean entries
+stay whole, while each slice's lots, allocations and transfers (text ids and times, millions of
+rows) are written out and dropped before the next slice is built.
+
+Slices are contiguous ranges of legacy member ids in Python's string order, the order the transfer
+files list members in, so the files are the same bytes however the members are cut. What a slice
+leaves behind is :class:`SliceTotals`: per-member tables (one row per member), the lean columns the
+reconciliation reads, sums, and the notebook's aggregates, none of them a row per lot or transfer.
+A program of up to ``SLICE_ENTRIES`` ledger rows is one slice, which is the stage as it always ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from loyalty_toolkit.sources.ledger import units_to_decimal
+from loyalty_toolkit.stages import transfers_view as view
+from loyalty_toolkit.stages.lots import PENDING, LotResult, text_column
+from loyalty_toolkit.stages.transfers import ADDING, SPENDING, TransferResult
+
+# Ledger rows per slice: at 10M rows, ten slices keep each slice's frames near half a gigabyte.
+SLICE_ENTRIES = 1_000_000
+SAMPLE_ROWS = 50  # transfers and fallback pieces kept for the notebook's examples
+_LEAN_LOTS = ("line", "remaining_units", "status")
+_LEAN_ALLOCATIONS = ("line", "lot_line", "points_units", "cross_center")
+
+
+# -- the cut -----------------------------------------------------------------------------------
+
+@dataclass
+class SlicePlan:
+    """Which slice each ledger row, and each member id, belongs to.
+
+    ``bounds``: the first member id of slices 1..n-1 (sorted); a member id sorts into the slice
+    whose range holds it, so members the ledger never names (opening balances) find theirs too.
+    """
+
+    bounds: np.ndarray
+    row_slice: np.ndarray | None  # slice per entry row; None when there is one slice
+
+    @property
+    def count(self) -> int:
+        return len(self.bounds) + 1
+
+    def of(self, member_ids: np.ndarray) -> np.ndarray:
+        """The slice of each member id (object array of str)."""
+        if not len(self.bounds):
+            return np.zeros(len(member_ids), dtype=np.int64)
+        return np.searchsorted(self.bounds, np.asarray(member_ids, dtype=object), side="right").astype(np.int64)
+
+    def rows(self) -> list[np.ndarray | None]:
+        """Per slice, the entry rows in it (ascending); ``[None]`` for a single slice (all rows)."""
+        if self.row_slice is None:
+            return [None]
+        order = np.argsort(self.row_slice, kind="stable")
+        edges = np.searchsorted(self.row_slice[order], np.arange(self.count + 1))
+        return [order[edges[k]:edges[k + 1]] for k in range(self.count)]
+
+
+def plan_slices(entries: pd.DataFrame, max_entries: int = SLICE_ENTRIES) -> SlicePlan:
+    """Cut the members into ranges of about ``max_entries`` ledger rows each (a member is never cut)."""
+    if max_entries < 1:
+        raise ValueError("max_entries must be at least 1")
+    if len(entries) <= max_entries:
+        return SlicePlan(bounds=np.zeros(0, dtype=object), row_slice=None)
+    col = entries["user_id"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy(np.int64)
+        names = np.asarray(col.cat.categories.astype(object), dtype=object)
+        if (codes < 0).any():  # a missing id: its own "" member, as text_column reads it
+            names = np.concatenate([names, np.asarray([""], dtype=object)])
+            codes = np.where(codes < 0, len(names) - 1, codes)
+    else:
+        codes, names = pd.factorize(text_column(entries, "user_id"))
+        names = np.asarray(names, dtype=object)
+    per_name = np.bincount(codes, minlength=len(names))
+    order = np.argsort(names, kind="stable")  # object arrays compare as Python str: the files' order
+    order = order[per_name[order] > 0]
+    before = np.cumsum(per_name[order]) - per_name[order]
+    sorted_slice = before // max_entries
+    starts = np.flatnonzero(np.r_[False, sorted_slice[1:] != sorted_slice[:-1]])
+    bounds = names[order[starts]]
+    slice_of_name = np.zeros(len(names), dtype=np.int64)
+    slice_of_name[order] = np.searchsorted(starts, np.arange(len(order)), side="right")
+    return SlicePlan(bounds=np.asarray(bounds, dtype=object), row_slice=slice_of_name[codes])
+
+
+# -- what the slices leave ---------------------------------------------------------------------
+
+@dataclass
+class SliceTotals:
+    """What stays of the slices once their lots and transfers are written out (see module doc)."""
+
+    cutover: object
+    timezone: str
+    lots_lean: list[pd.DataFrame] = field(default_factory=list)
+    allocations_lean: list[pd.DataFrame] = field(default_factory=list)
+    balances: list[pd.DataFrame] = field(default_factory=list)
+    after_cutover: list[pd.DataFrame] = field(default_factory=list)
+    fallbacks: list[pd.DataFrame] = field(default_factory=list)
+    zero: list[pd.DataFrame] = field(default_factory=list)
+    rejects: list[pd.DataFrame] = field(default_factory=list)
+    review: list[pd.DataFrame] = field(default_factory=list)
+    per_member: list[pd.DataFrame] = field(default_factory=list)
+    produced: list[pd.DataFrame] = field(default_factory=list)
+    side: list[pd.DataFrame] = field(default_factory=list)
+    deficit_lines: list[pd.Series] = field(default_factory=list)
+    calendar: list[pd.DataFrame] = field(default_factory=list)
+    pending: list[pd.DataFrame] = field(default_factory=list)
+    cross_center: list[pd.DataFrame] = field(default_factory=list)
+    fallback_pieces: list[pd.DataFrame] = field(default_factory=list)
+    transfer_sample: list[pd.DataFrame] = field(default_factory=list)
+    lot_status: dict[str, int] = field(default_factory=dict)
+    ledger_lots: int = 0
+    opening_lots: int = 0
+    opening_units: int = 0
+    transfers: int = 0
+    adding: int = 0
+    spending: int = 0
+    adding_points: int = 0
+    spending_points: int = 0
+    residue_rows: int = 0  # transfer rows, emitted or zero-point, with a rounding residue
+    residue_units: int = 0  # their signed residue
+    zero_residue_units: int = 0
+    cross_center_allocations: int = 0
+    cross_center_units: int = 0
+    slices: int = 0
+
+    def add_lots(self, lots: LotResult, all_lots: pd.DataFrame, n_opening: int) -> None:
+        """A slice's lot engine output and its lots with the slice's opening lots."""
+        self.slices += 1
+        self.lots_lean.append(lots.lots[list(_LEAN_LOTS)])
+        self.allocations_lean.append(lots.allocations[list(_LEAN_ALLOCATIONS)])
+        self.balances.append(lots.balances)
+        self.after_cutover.append(lots.after_cutover)
+        self.fallbacks.append(lots.fallbacks)
+        self.ledger_lots += len(lots.lots)
+        self.opening_lots += n_opening
+        for status, n in _value_counts(lots.lots["status"]).items():  # ledger lots, as the figures count
+            self.lot_status[status] = self.lot_status.get(status, 0) + n
+        alloc = lots.allocations
+        cross = alloc["cross_center"].to_numpy(dtype=bool)
+        self.cross_center_allocations += int(cross.sum())
+        self.cross_center_units += int(alloc["points_units"].to_numpy(np.int64)[cross].sum())
+        if cross.any():
+            cc = alloc.loc[cross]
+            self.cross_center.append(cc.groupby(["lot_center", "redemption_center"], sort=True)["points_units"]
+                                     .agg(["size", "sum"]).reset_index())
+        pieces = alloc[text_column(alloc, "method") != "link"]
+        if len(pieces):
+            self.fallback_pieces.append(pieces.groupby("method", sort=True).head(SAMPLE_ROWS))
+        deficit = alloc[text_column(alloc, "lot_id") == ""]
+        if len(deficit):
+            self.deficit_lines.append(deficit.groupby("user_id", sort=False)["line"].min())
+        owed = view.live(all_lots)
+        self.calendar.append(view.month_totals(owed, "expires_at_utc", self.timezone))
+        self.pending.append(view.month_totals(owed[text_column(owed, "status") == PENDING], "unlock_at_utc",
+                                              self.timezone))
+
+    def add_transfers(self, result: TransferResult, produced: pd.DataFrame, side: pd.DataFrame) -> None:
+        """A slice's transfer engine output and its transfer side of the reconciliation."""
+        t = result.transfers
+        adding = t["type"].to_numpy(dtype=object) == ADDING
+        pts = t["points"].to_numpy(np.int64)
+        self.transfers += len(t)
+        self.adding += int(adding.sum())
+        self.spending += int((t["type"].to_numpy(dtype=object) == SPENDING).sum())
+        self.adding_points += int(pts[adding].sum())
+        self.spending_points += int(pts[~adding].sum())
+        res = t["residue_units"].to_numpy(np.int64) * np.where(adding, 1, -1)
+        z = result.zero
+        z_res = z["residue_units"].to_numpy(np.int64) * np.where(z["type"].to_numpy(dtype=object) == SPENDING, -1, 1)
+        self.residue_rows += int((res != 0).sum()) + int((z_res != 0).sum())
+        self.residue_units += int(res.sum()) + int(z_res.sum())
+        self.zero_residue_units += int(z_res.sum())
+        if sum(len(s) for s in self.transfer_sample) < SAMPLE_ROWS:
+            self.transfer_sample.append(t.head(SAMPLE_ROWS))
+        self.zero.append(result.zero)
+        self.rejects.append(result.rejects)
+        self.review.append(result.review)
+        self.per_member.append(result.per_member)
+        self.produced.append(produced)
+        self.side.append(side.groupby(["center", "program"], sort=False, dropna=False)["points_units"].sum()
+                         .reset_index())
+
+    # -- the whole program ---------------------------------------------------------------------
+
+    def lot_result(self) -> LotResult:
+        """The lot engine's result over every slice, as the reconciliation and the figures read it:
+        lots and allocations keep only the lean columns the reconciliation locates by line."""
+        fb = _concat(self.fallbacks)
+        if len(fb):
+            fb = fb.groupby("method", sort=False)[["redemptions", "allocations", "points_units"]].sum().reset_index()
+            fb["points"] = pd.Series(units_to_decimal(fb["points_units"].to_numpy(np.int64)), dtype=object)
+            fb = fb[["method", "redemptions", "allocations", "points", "points_units"]]
+        return LotResult(lots=_concat(self.lots_lean), allocations=_concat(self.allocations_lean),
+                         balances=_concat(self.balances), fallbacks=fb, after_cutover=_concat(self.after_cutover),
+                         cutover=self.cutover)
+
+    def transfer_result(self, residue_total: Decimal) -> TransferResult:
+        """The transfer engine's result over every slice, without the transfer rows (they are in the
+        files and the store): ``transfers`` holds the first few, for the notebook."""
+        return TransferResult(transfers=_concat(self.transfer_sample).head(SAMPLE_ROWS), zero=_concat(self.zero),
+                              rejects=_concat(self.rejects), review=_concat(self.review),
+                              per_member=_concat(self.per_member), residue_total=residue_total)
+
+    def produced_per_member(self) -> pd.DataFrame:
+        return _concat(self.produced)
+
+    def transfer_side(self) -> pd.DataFrame:
+        return _concat(self.side)
+
+    def first_deficit_line(self) -> dict[str, int]:
+        """Per member with a deficit, the ledger line of the first redemption no lot could pay."""
+        return {str(k): int(v) for s in self.deficit_lines for k, v in s.items()}
+
+    def expiry_calendar(self) -> pd.DataFrame:
+        return view.months(self.calendar)
+
+    def pending_by_month(self) -> pd.DataFrame:
+        return view.months(self.pending)
+
+    def cross_center_summary(self) -> pd.DataFrame:
+        if not self.cross_center:
+            return pd.DataFrame({"lot_center": pd.Series(dtype=object), "redemption_center": pd.Series(dtype=object),
+                                 "allocations": pd.Series(dtype=np.int64), "points": pd.Series(dtype=object)})
+        g = pd.concat(self.cross_center, ignore_index=True).groupby(["lot_center", "redemption_center"], sort=True)
+        s = g[["size", "sum"]].sum()
+        return pd.DataFrame({
+            "lot_center": pd.Series(s.index.get_level_values(0), dtype=object),
+            "redemption_center": pd.Series(s.index.get_level_values(1), dtype=object),
+            "allocations": s["size"].to_numpy(np.int64),
+            "points": units_to_decimal(s["sum"].to_numpy(np.int64))})
+
+    def fallback_examples(self, n: int) -> pd.DataFrame:
+        cols = ["line", "user_id", "method", "lot_id", "points", "lot_line", "redemption_center", "lot_center"]
+        if not self.fallback_pieces:
+            return pd.DataFrame(columns=cols)
+        a = pd.concat(self.fallback_pieces, ignore_index=True)
+        return a.groupby("method", sort=True).head(n)[cols].reset_index(drop=True)
+
+
+def _value_counts(column: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in column.astype(object).value_counts().items()}
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The slices' frames as one; a single slice's frame as it is (the stage as it always ran)."""
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -27,8 +27,8 @@ from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
 from loyalty_toolkit.stages import context, s03_transfers
 
-STEPS = ("read_ledger", "parse_ledger", "build_lots", "opening_lots", "build_transfers", "write_transfer_files",
-         "write_haravan_file", "reconcile", "reconcile_by", "transfer_side", "roll_forward")
+STEPS = ("read_ledger", "parse_ledger", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
+         "transfer_side", "lots_check", "write_transfer_files", "write_haravan_file", "Reconciliation")
 
 
 def prepare(out: Path, members: int, per_member: float) -> tuple[Path, Path]:
@@ -70,8 +70,9 @@ def notebook(config: Path, base: Path) -> list[tuple]:
 
 
 def steps(config: Path, base: Path) -> list[tuple]:
-    """Stage 03's functions in this process, each timed (``s03_transfers`` looks them up at call time)."""
-    rows: list[tuple] = []
+    """Stage 03's functions in this process, each timed (``s03_transfers`` looks them up at call
+    time); a function called once per member slice shows its total and its number of calls."""
+    spent: dict[str, list] = {}  # name -> [seconds, calls, peak MB after the last call]
     t_all = time.monotonic()
 
     def timed(name, fn):
@@ -79,7 +80,10 @@ def steps(config: Path, base: Path) -> list[tuple]:
         def wrapper(*args, **kwargs):
             t0 = time.monotonic()
             out = fn(*args, **kwargs)
-            rows.append((name, "", "", round(time.monotonic() - t0, 1), "", round(status_mb("VmHWM")), ""))
+            entry = spent.setdefault(name, [0.0, 0, 0])
+            entry[0] += time.monotonic() - t0
+            entry[1] += 1
+            entry[2] = round(status_mb("VmHWM"))
             return out
         return wrapper
 
@@ -88,8 +92,11 @@ def steps(config: Path, base: Path) -> list[tuple]:
     ctx = context.open_stage("transfers", str(config), str(fresh_run(base)))
     t0 = time.monotonic()
     outcome = s03_transfers.run(ctx)
-    rest = time.monotonic() - t0 - sum(r[3] for r in rows)
-    rows.append(("(rest of run: store reads, rejects ...)", "", "", round(rest, 1), "", round(status_mb("VmHWM")), ""))
+    rows = [(name, "", "", round(sec, 1), "", peak, f"{calls} calls" if calls > 1 else "")
+            for name, (sec, calls, peak) in spent.items()]
+    rest = time.monotonic() - t0 - sum(sec for sec, _, _ in spent.values())
+    rows.append(("(rest of run: slices, reconciliation, rejects ...)", "", "", round(rest, 1), "",
+                 round(status_mb("VmHWM")), f"{outcome.slices.slices} slices"))
     t0 = time.monotonic()
     report = s03_transfers.gate(ctx, outcome)
     rows.append(("gate", "passed" if report.passed else "failed", "", round(time.monotonic() - t0, 1), "",
@@ -112,7 +119,7 @@ def main() -> None:
     table = steps(config, base) if args.steps else notebook(config, base)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
     head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note")
-    widths = (42, 8, 13, 9, 10, 9, 20)
+    widths = (50, 8, 13, 9, 10, 9, 20)
     print_table(head, widths, table)
 
 

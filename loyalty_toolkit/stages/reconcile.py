@@ -60,48 +60,7 @@ def reconcile_by(entries: pd.DataFrame, lot_result: LotResult, *, by: By = "memb
     they consumed was earned. ``transfers`` are compared when they carry the roll-up's column
     (``center``/``program``; always for member and total).
     """
-    if by not in _KEYS:
-        raise ValueError(f"by must be one of {sorted(_KEYS)}")
-    led = _Ledger(entries, lot_result)
-    if by == "member":
-        key, names = led.codes("user_id")
-    elif by == "total":
-        key, names = np.zeros(len(entries), dtype=np.int64), np.asarray(["total"], dtype=object)
-    else:
-        key, names = led.codes("center" if by == "center" else "program")
-    f = led.figures(key, len(names), redeemed_from_ledger=by in ("member", "total"))
-    f["owed_ledger"] = f["accrued"] - f["redeemed"] - f["expired"]
-    f["owed_lots"] = f["open"] + f["pending"] - f["deficit"]
-    f["difference"] = f["owed_ledger"] - f["owed_lots"]
-    f["unallocated"] = f["redeemed"] - f["allocated"]
-    present = f.pop("present")
-    if by == "total":
-        present[:] = True  # the total is reported even for an empty ledger
-    figures = list(_FIGURES)
-    col = _KEYS[by]
-    if transfers is not None and (by == "total" or col in transfers.columns):
-        t_units = entry_points_units(transfers)
-        if by == "total":
-            t_key = np.zeros(len(transfers), dtype=np.int64)
-        else:
-            t_key = pd.Index(names, dtype=object).get_indexer(text_column(transfers, col))
-            new = pd.unique(text_column(transfers, col)[t_key < 0])
-            if len(new):  # transfers for a key the ledger never saw must show, not vanish
-                names = np.concatenate([names, np.asarray(new, dtype=object)])
-                t_key = pd.Index(names, dtype=object).get_indexer(text_column(transfers, col))
-                f = {k: np.concatenate([v, np.zeros(len(new), dtype=v.dtype)]) for k, v in f.items()}
-                present = np.concatenate([present, np.ones(len(new), dtype=bool)])
-        f["transfers"] = _per_key(len(names), t_key, t_units)
-        f["transfer_difference"] = f["owed_ledger"] - f["transfers"]
-        figures += ["transfers", "transfer_difference"]
-    out = pd.DataFrame({col: pd.Series(names[present], dtype=object)})
-    for name in figures:
-        out[name] = units_to_decimal(f[name][present])
-    ok = (f["difference"][present] == 0) & (f["unallocated"][present] == 0)
-    if "transfer_difference" in f:
-        ok &= f["transfer_difference"][present] == 0
-    out["ok"] = ok
-    return out
+    return Reconciliation(entries, lot_result).by(by, transfers=transfers)
 
 
 def roll_forward(entries: pd.DataFrame, lot_result: LotResult, *, opening: pd.DataFrame | None = None,
@@ -116,60 +75,118 @@ def roll_forward(entries: pd.DataFrame, lot_result: LotResult, *, opening: pd.Da
     movements. With ``point_value`` (Decimal per point) every figure gets a ``*_value`` twin: the
     exact product, unrounded, so the identity holds in money too; round only for display.
     """
-    led = _Ledger(entries, lot_result)
-    c_key, centers = led.codes("center")
-    p_key, programs = led.codes("program")
-    pair = c_key * max(len(programs), 1) + p_key
-    pair_key, pair_codes = pd.factorize(pair)
-    n = len(pair_codes)
-    f = led.figures(pair_key, n, redeemed_from_ledger=False)
-    keep = f.pop("present")
-    center_of = centers[pair_codes // max(len(programs), 1)] if n else np.zeros(0, dtype=object)
-    program_of = programs[pair_codes % max(len(programs), 1)] if n else np.zeros(0, dtype=object)
+    return Reconciliation(entries, lot_result).roll_forward(opening=opening, point_value=point_value)
 
-    # cross-center: out where the lot was earned, in where it was redeemed
-    cross = led.alloc_cross
-    f["cross_center_out"] = _per_key(n, pair_key[led.alloc_attr_row[cross]], led.alloc_pts[cross])
-    f["cross_center_in"] = _per_key(n, pair_key[led.alloc_red_row[cross]], led.alloc_pts[cross])
-    keep |= f["cross_center_in"] > 0
 
-    opening_units = np.zeros(n, dtype=np.int64)
-    if opening is not None and len(opening):
-        index = {(c, p): i for i, (c, p) in enumerate(zip(center_of.tolist(), program_of.tolist()))}
-        extra_c, extra_p, extra_u = [], [], []
-        for c, p, v in zip(text_column(opening, "center"), text_column(opening, "program"), opening["opening"]):
-            u = _to_units(v)
-            if (c, p) in index:
-                opening_units[index[(c, p)]] += u
-            else:  # an opening balance with no movement in the period still rolls forward
-                index[(c, p)] = n + len(extra_c)
-                extra_c.append(c)
-                extra_p.append(p)
-                extra_u.append(u)
-        if extra_c:
-            grow = len(extra_c)
-            f = {k: np.concatenate([v, np.zeros(grow, dtype=np.int64)]) for k, v in f.items()}
-            opening_units = np.concatenate([opening_units, np.asarray(extra_u, dtype=np.int64)])
-            center_of = np.concatenate([center_of, np.asarray(extra_c, dtype=object)])
-            program_of = np.concatenate([program_of, np.asarray(extra_p, dtype=object)])
-            keep = np.concatenate([keep, np.ones(grow, dtype=bool)])
-        keep |= opening_units != 0
-    f["opening"] = opening_units
-    f["closing"] = f["opening"] + f["accrued"] - f["redeemed"] - f["expired"]
-    f["difference"] = f["closing"] - (f["opening"] + f["open"] + f["pending"] - f["deficit"])
+class Reconciliation:
+    """The ledger and the lot engine's result located by ledger line once, then rolled up as many
+    ways as asked (:func:`reconcile_by`, :func:`roll_forward`): at ten million entries, locating
+    the lots and allocations is most of the work."""
 
-    order = np.lexsort((program_of[keep].astype(str), center_of[keep].astype(str)))
-    out = pd.DataFrame({"center": pd.Series(center_of[keep][order], dtype=object),
-                        "program": pd.Series(program_of[keep][order], dtype=object)})
-    for name in ROLL_FORWARD_COLUMNS[2:]:
-        out[name] = units_to_decimal(f[name][keep][order])
-    if point_value is not None:
-        if isinstance(point_value, float):
-            raise TypeError("point_value must be a Decimal (or text), not a float")
-        value = Decimal(point_value)
+    def __init__(self, entries: pd.DataFrame, lot_result: LotResult) -> None:
+        self._ledger = _Ledger(entries, lot_result)
+
+    def by(self, by: By = "member", transfers: pd.DataFrame | None = None) -> pd.DataFrame:
+        """:func:`reconcile_by`."""
+        if by not in _KEYS:
+            raise ValueError(f"by must be one of {sorted(_KEYS)}")
+        led = self._ledger
+        if by == "member":
+            key, names = led.codes("user_id")
+        elif by == "total":
+            key, names = np.zeros(len(led.entries), dtype=np.int64), np.asarray(["total"], dtype=object)
+        else:
+            key, names = led.codes("center" if by == "center" else "program")
+        f = led.figures(key, len(names), redeemed_from_ledger=by in ("member", "total"))
+        f["owed_ledger"] = f["accrued"] - f["redeemed"] - f["expired"]
+        f["owed_lots"] = f["open"] + f["pending"] - f["deficit"]
+        f["difference"] = f["owed_ledger"] - f["owed_lots"]
+        f["unallocated"] = f["redeemed"] - f["allocated"]
+        present = f.pop("present")
+        if by == "total":
+            present[:] = True  # the total is reported even for an empty ledger
+        figures = list(_FIGURES)
+        col = _KEYS[by]
+        if transfers is not None and (by == "total" or col in transfers.columns):
+            t_units = entry_points_units(transfers)
+            if by == "total":
+                t_key = np.zeros(len(transfers), dtype=np.int64)
+            else:
+                t_key = pd.Index(names, dtype=object).get_indexer(text_column(transfers, col))
+                new = pd.unique(text_column(transfers, col)[t_key < 0])
+                if len(new):  # transfers for a key the ledger never saw must show, not vanish
+                    names = np.concatenate([names, np.asarray(new, dtype=object)])
+                    t_key = pd.Index(names, dtype=object).get_indexer(text_column(transfers, col))
+                    f = {k: np.concatenate([v, np.zeros(len(new), dtype=v.dtype)]) for k, v in f.items()}
+                    present = np.concatenate([present, np.ones(len(new), dtype=bool)])
+            f["transfers"] = _per_key(len(names), t_key, t_units)
+            f["transfer_difference"] = f["owed_ledger"] - f["transfers"]
+            figures += ["transfers", "transfer_difference"]
+        out = pd.DataFrame({col: pd.Series(names[present], dtype=object)})
+        for name in figures:
+            out[name] = units_to_decimal(f[name][present])
+        ok = (f["difference"][present] == 0) & (f["unallocated"][present] == 0)
+        if "transfer_difference" in f:
+            ok &= f["transfer_difference"][present] == 0
+        out["ok"] = ok
+        return out
+
+    def roll_forward(self, opening: pd.DataFrame | None = None, point_value: Decimal | None = None) -> pd.DataFrame:
+        """:func:`roll_forward`."""
+        led = self._ledger
+        c_key, centers = led.codes("center")
+        p_key, programs = led.codes("program")
+        pair = c_key * max(len(programs), 1) + p_key
+        pair_key, pair_codes = pd.factorize(pair)
+        n = len(pair_codes)
+        f = led.figures(pair_key, n, redeemed_from_ledger=False)
+        keep = f.pop("present")
+        center_of = centers[pair_codes // max(len(programs), 1)] if n else np.zeros(0, dtype=object)
+        program_of = programs[pair_codes % max(len(programs), 1)] if n else np.zeros(0, dtype=object)
+
+        # cross-center: out where the lot was earned, in where it was redeemed
+        cross = led.alloc_cross
+        f["cross_center_out"] = _per_key(n, pair_key[led.alloc_attr_row[cross]], led.alloc_pts[cross])
+        f["cross_center_in"] = _per_key(n, pair_key[led.alloc_red_row[cross]], led.alloc_pts[cross])
+        keep |= f["cross_center_in"] > 0
+
+        opening_units = np.zeros(n, dtype=np.int64)
+        if opening is not None and len(opening):
+            index = {(c, p): i for i, (c, p) in enumerate(zip(center_of.tolist(), program_of.tolist()))}
+            extra_c, extra_p, extra_u = [], [], []
+            for c, p, v in zip(text_column(opening, "center"), text_column(opening, "program"), opening["opening"]):
+                u = _to_units(v)
+                if (c, p) in index:
+                    opening_units[index[(c, p)]] += u
+                else:  # an opening balance with no movement in the period still rolls forward
+                    index[(c, p)] = n + len(extra_c)
+                    extra_c.append(c)
+                    extra_p.append(p)
+                    extra_u.append(u)
+            if extra_c:
+                grow = len(extra_c)
+                f = {k: np.concatenate([v, np.zeros(grow, dtype=np.int64)]) for k, v in f.items()}
+                opening_units = np.concatenate([opening_units, np.asarray(extra_u, dtype=np.int64)])
+                center_of = np.concatenate([center_of, np.asarray(extra_c, dtype=object)])
+                program_of = np.concatenate([program_of, np.asarray(extra_p, dtype=object)])
+                keep = np.concatenate([keep, np.ones(grow, dtype=bool)])
+            keep |= opening_units != 0
+        f["opening"] = opening_units
+        f["closing"] = f["opening"] + f["accrued"] - f["redeemed"] - f["expired"]
+        f["difference"] = f["closing"] - (f["opening"] + f["open"] + f["pending"] - f["deficit"])
+
+        order = np.lexsort((program_of[keep].astype(str), center_of[keep].astype(str)))
+        out = pd.DataFrame({"center": pd.Series(center_of[keep][order], dtype=object),
+                            "program": pd.Series(program_of[keep][order], dtype=object)})
         for name in ROLL_FORWARD_COLUMNS[2:]:
-            out[f"{name}_value"] = pd.Series([p * value for p in out[name]], dtype=object)
-    return out
+            out[name] = units_to_decimal(f[name][keep][order])
+        if point_value is not None:
+            if isinstance(point_value, float):
+                raise TypeError("point_value must be a Decimal (or text), not a float")
+            value = Decimal(point_value)
+            for name in ROLL_FORWARD_COLUMNS[2:]:
+                out[f"{name}_value"] = pd.Series([p * value for p in out[name]], dtype=object)
+        return out
 
 
 def cross_center_redemptions(lot_result: LotResult) -> pd.DataFrame:

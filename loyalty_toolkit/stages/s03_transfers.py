@@ -43,7 +43,7 @@ from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
 from loyalty_toolkit.stages.mapping import match_phone_email
-from loyalty_toolkit.stages.reconcile import reconcile, reconcile_by, roll_forward
+from loyalty_toolkit.stages.reconcile import Reconciliation
 from loyalty_toolkit.stages.transfers_slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
@@ -327,16 +327,18 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         outputs.append(row)
 
     produced = totals.produced_per_member()
-    by_member = reconcile(entries, lots, transfers=produced)
-    total = reconcile_by(entries, lots, by="total", transfers=produced)
+    rec = Reconciliation(entries, lots)
+    by_member = rec.by("member", transfers=produced)
+    total = rec.by("total", transfers=produced)
     side = totals.transfer_side()
-    by_center = reconcile_by(entries, lots, by="center", transfers=side)
-    by_program = reconcile_by(entries, lots, by="program", transfers=side)
+    by_center = rec.by("center", transfers=side)
+    by_program = rec.by("program", transfers=side)
     opening_rf = None
     if opening is not None and opening.points_total:
         opening_rf = pd.DataFrame({"center": [OPENING_CENTER], "program": [tcfg.opening.action_name],
                                    "opening": [Decimal(opening.points_total)]})
-    rf = roll_forward(entries, lots, opening=opening_rf, point_value=tcfg.point_value)
+    rf = rec.roll_forward(opening=opening_rf, point_value=tcfg.point_value)
+    del rec
 
     conservation = [_conservation_row("ledger", src.path.name, frozen["ledger"]["rows_kept"], ledger_parsed_rows,
                                       len(entries), len(parsed.rejects))]

@@ -21,6 +21,7 @@ from loyalty_toolkit.stages.lots import OPEN, PENDING, text_column
 BANDS: tuple[tuple[str, int], ...] = (("0", 0), ("1-99", 1), ("100-499", 100), ("500-999", 500),
                                       ("1,000-4,999", 1000), ("5,000+", 5000))
 NEVER = "never"
+_NAT = np.iinfo(np.int64).min  # the engine's "no time"
 _CENT = Decimal("0.01")
 _AMOUNT_REASONS = ("OPENING_AMOUNT_INVALID", "OPENING_NEGATIVE")
 
@@ -74,21 +75,34 @@ def balance_bands(balances: pd.DataFrame, all_lots: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows, columns=["balance", "members", "points"]).astype({"points": object})
 
 
-def _month(iso: np.ndarray, tz: str) -> np.ndarray:
-    text = pd.Series(iso, dtype=object)
-    out = np.full(len(text), NEVER, dtype=object)
-    real = (text != "").to_numpy()
+def _month(lots: pd.DataFrame, column: str, tz: str) -> np.ndarray:
+    """The month ("YYYY-MM" in ``tz``, or "never") of each lot's ``column``: from its int64
+    microsecond twin when the frame has one (the engine's), else from the ISO text (the stored
+    table). Each distinct instant is converted once: lots share a few thousand expiry dates."""
+    twin = column.replace("_utc", "_us")
+    if twin in lots.columns:
+        values = lots[twin].to_numpy(np.int64)
+        uniq, codes = np.unique(values, return_inverse=True)
+        real = uniq != _NAT
+        stamps = pd.to_datetime(uniq[real], unit="us", utc=True)
+    else:
+        values = text_column(lots, column)
+        codes, uniq = pd.factorize(values)
+        uniq = np.asarray(uniq, dtype=object)
+        real = uniq != ""
+        stamps = pd.to_datetime(pd.Series(uniq[real], dtype=object), format="ISO8601", utc=True)
+    names = np.full(len(uniq), NEVER, dtype=object)
     if real.any():
-        stamps = pd.to_datetime(text[real], format="ISO8601", utc=True).dt.tz_convert(tz)
-        out[real] = stamps.dt.strftime("%Y-%m").to_numpy(dtype=object)
-    return out
+        local = pd.Series(stamps).dt.tz_convert(tz)
+        names[real] = local.dt.strftime("%Y-%m").to_numpy(dtype=object)
+    return names[codes] if len(codes) else np.zeros(0, dtype=object)
 
 
 def month_totals(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
     """Lots, members and units (int64 micro-points) per month of ``column`` (ISO UTC text, "" =
     never) in ``tz``: one member slice's part of a calendar; :func:`months` adds the parts up
     (members add up too, a member being in one slice only)."""
-    f = pd.DataFrame({"month": _month(text_column(lots, column), tz), "user_id": text_column(lots, "user_id"),
+    f = pd.DataFrame({"month": _month(lots, column, tz), "user_id": text_column(lots, "user_id"),
                       "units": lots["remaining_units"].to_numpy(np.int64)})
     return f.groupby("month", sort=True).agg(lots=("units", "size"), members=("user_id", "nunique"),
                                              units=("units", "sum")).reset_index()

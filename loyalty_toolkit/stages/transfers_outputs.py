@@ -85,7 +85,8 @@ class TransferFiles:
     """The unit-transfer files in each configured format (JSON, then XML) in ``directory``, written a
     frame at a time: ``write`` each member slice's transfers in order, then ``close`` reads the files
     back. The rows and signed points the files must hold are summed as frames come, so the caller
-    keeps no frame. A failed write removes every part written (``abort`` does the same)."""
+    keeps no frame. A failed write removes every part written (``abort`` does the same, and so does
+    an exception inside a ``with`` block)."""
 
     def __init__(self, directory: Path, formats: Collection[str]):
         self._writers: list[tuple[str, TransferFileWriter, Callable]] = []
@@ -131,6 +132,13 @@ class TransferFiles:
         """Remove the parts of every file not yet closed."""
         for _, writer, _ in self._writers:
             writer.abort()
+
+    def __enter__(self) -> TransferFiles:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
 
 
 def write_transfer_files(transfers: pd.DataFrame, directory: Path,

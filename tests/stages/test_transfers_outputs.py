@@ -286,3 +286,10 @@ def test_a_refused_slice_removes_both_files(tmp_path):
     else:
         raise AssertionError("the slice without a customerId was written")
     assert not list(tmp_path.iterdir())  # no truncated file, no stale part
+    try:
+        with transfers_outputs.TransferFiles(tmp_path, {"xml"}) as files:
+            files.write(good)
+            raise KeyboardInterrupt  # the stage's own failure between two slices
+    except KeyboardInterrupt:
+        pass
+    assert not list(tmp_path.iterdir())

@@ -1,7 +1,7 @@
 """Stage 03's unit-transfer files at scale: write JSON and XML, then read them back and recount.
 
     python -m benchmarks.transfer_files --rows 1000000 [--non-ascii 0.01] [--formats json,xml]
-                                        [--live-objects MILLIONS] [--out DIR]
+                                        [--pieces N [--stream]] [--live-objects MILLIONS] [--out DIR]
 
 Builds a synthetic ``TransferResult.transfers`` frame shaped like ``build_transfers``' output
 (object text columns, int64 points, Int64 validity_days; some spending, pending and never-expiring
@@ -9,6 +9,9 @@ rows, a few multi-lot lot ids and a ``--non-ascii`` fraction with Vietnamese let
 per format the writer alone and ``write_transfer_files`` (write + read-back recount, as stage 03
 runs it). Prints per phase the wall seconds, the RSS after it and the phase's peak RSS (VmHWM,
 reset before each phase where Linux allows; the frame itself is part of every figure).
+``--pieces N`` hands the frame to the writers in N slices (``TransferFileWriter``, ``TransferFiles``),
+as stage 03 does per member slice; with ``--stream`` each slice is built on its own and dropped once
+written, so the whole frame never exists (the seconds then count writing and reading only).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import reset_peak, status_mb
-from loyalty_toolkit.stages.transfers_outputs import write_transfer_files
-from loyalty_toolkit.targets.ol_transfers import write_transfers_json, write_transfers_xml
+from loyalty_toolkit.stages.transfers_outputs import TransferFiles
+from loyalty_toolkit.targets.ol_transfers import TransferFileWriter
 
 
 def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -83,12 +86,21 @@ def synthetic_transfers(n: int, seed: int = 7, non_ascii: float = 0.01) -> pd.Da
         "expires_at", "unlock_at", "validity_days", "lot_ids"]]
 
 
+def _slices(frame: pd.DataFrame | None, rows: int, pieces: int, non_ascii: float):
+    """The transfers in ``pieces`` slices: of ``frame``, or (no frame) each built on its own."""
+    bounds = np.linspace(0, rows, pieces + 1).astype(np.int64).tolist()
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        yield frame.iloc[lo:hi] if frame is not None else synthetic_transfers(hi - lo, seed=7 + k, non_ascii=non_ascii)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.transfer_files", description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=None, help="directory for the files (default: a temporary one)")
     ap.add_argument("--formats", default="json,xml")
     ap.add_argument("--non-ascii", type=float, default=0.01, help="fraction of lot ids with non-ASCII letters")
+    ap.add_argument("--pieces", type=int, default=1, help="slices the transfers are written in")
+    ap.add_argument("--stream", action="store_true", help="build each slice on its own: no whole frame")
     ap.add_argument("--live-objects", type=float, default=0, metavar="MILLIONS",
                     help="keep this many million small containers alive meanwhile, as the stage's frames and "
                          "dicts are: the garbage collector's full passes walk them all")
@@ -96,24 +108,38 @@ def main() -> None:
     live = [(i, None) for i in range(int(args.live_objects * 1e6))]  # noqa: F841 - kept alive on purpose
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-transfers-"))
     t0 = time.monotonic()
-    frame = synthetic_transfers(args.rows, non_ascii=args.non_ascii)
-    print(f"synthetic frame: {len(frame):,} rows in {time.monotonic() - t0:.1f} s; {len(live):,} live containers; "
+    frame = None if args.stream else synthetic_transfers(args.rows, non_ascii=args.non_ascii)
+    print(f"synthetic frame: {0 if frame is None else len(frame):,} rows in {time.monotonic() - t0:.1f} s; "
+          f"{args.pieces} piece(s){', each built on its own' if args.stream else ''}; {len(live):,} live containers; "
           f"RSS {status_mb('VmRSS'):.0f} MB, peak {status_mb('VmHWM'):.0f} MB")
     print(f"{'phase':<34}{'seconds':>9}{'RSS MB':>9}{'peak MB':>9}")
     for fmt in args.formats.split(","):
-        writer = write_transfers_json if fmt == "json" else write_transfers_xml
         reset_peak()
+        busy = 0.0
+        writer = TransferFileWriter(out / "writer_only" / f"unit_transfers.{fmt}", fmt)
+        for piece in _slices(frame, args.rows, args.pieces, args.non_ascii):
+            t0 = time.monotonic()
+            writer.write(piece)
+            busy += time.monotonic() - t0
+            del piece
         t0 = time.monotonic()
-        writer(frame, out / "writer_only" / f"unit_transfers.{fmt}")
-        print(f"{fmt + ' writer alone':<34}{time.monotonic() - t0:>9.1f}{status_mb('VmRSS'):>9.0f}"
-              f"{status_mb('VmHWM'):>9.0f}")
+        writer.close()
+        busy += time.monotonic() - t0
+        print(f"{fmt + ' writer alone':<34}{busy:>9.1f}{status_mb('VmRSS'):>9.0f}{status_mb('VmHWM'):>9.0f}")
         shutil.rmtree(out / "writer_only")
         reset_peak()
+        busy = 0.0
+        target = TransferFiles(out, {fmt})
+        for piece in _slices(frame, args.rows, args.pieces, args.non_ascii):
+            t0 = time.monotonic()
+            target.write(piece)
+            busy += time.monotonic() - t0
+            del piece
         t0 = time.monotonic()
-        files, rows = write_transfer_files(frame, out, {fmt})
-        seconds = time.monotonic() - t0
+        files, rows = target.close()
+        busy += time.monotonic() - t0
         size = sum(p.stat().st_size for p in files)
-        print(f"{fmt + ' write + read back':<34}{seconds:>9.1f}{status_mb('VmRSS'):>9.0f}{status_mb('VmHWM'):>9.0f}"
+        print(f"{fmt + ' write + read back':<34}{busy:>9.1f}{status_mb('VmRSS'):>9.0f}{status_mb('VmHWM'):>9.0f}"
               f"   {len(files)} file(s), {size / 1e6:.0f} MB, rows {rows[0]['rows_written']:,}, "
               f"bad {rows[0]['bad_values']}, dup {rows[0]['duplicate_ids']}, total {rows[0]['total_written']:,}")
     if args.out is None:

@@ -5,6 +5,7 @@ back (a file of millions of transfers is never held whole), and its rows, signed
 amounts and duplicate ids become one row of the ``outputs`` table (``OUTPUT_COLUMNS``) that the
 gate compares with the transfers the engine produced. A file that cannot be read back fails the
 gate rather than crashing the stage. Writers: ``targets/ol_transfers.py``, ``targets/haravan.py``.
+``TransferFiles`` takes the transfers a member slice at a time and keeps only their expected counts.
 
 Unit-transfer files are read back in one of two ways that give the same counts. A strict reader
 of the exact layout ``ol_transfers`` writes (JSON: ``[``, one object a line with its keys in our
@@ -23,7 +24,7 @@ import csv
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -39,8 +40,7 @@ from loyalty_toolkit.targets.ol_transfers import (
     JSON_HEADER,
     XML_FOOTER,
     XML_HEADER,
-    write_transfers_json,
-    write_transfers_xml,
+    TransferFileWriter,
 )
 
 JSON_NAME, XML_NAME, HARAVAN_NAME = "unit_transfers.json", "unit_transfers.xml", "opening_balances.csv"
@@ -81,23 +81,73 @@ _BAD_AMP = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)")
 
 # -- writing -----------------------------------------------------------------------------------
 
+class TransferFiles:
+    """The unit-transfer files in each configured format (JSON, then XML) in ``directory``, written a
+    frame at a time: ``write`` each member slice's transfers in order, then ``close`` reads the files
+    back. The rows and signed points the files must hold are summed as frames come, so the caller
+    keeps no frame. A failed write removes every part written (``abort`` does the same, and so does
+    an exception inside a ``with`` block)."""
+
+    def __init__(self, directory: Path, formats: Collection[str]):
+        self._writers: list[tuple[str, TransferFileWriter, Callable]] = []
+        self._rows, self._points = 0, 0
+        try:
+            if "json" in formats:
+                self._writers.append((JSON_NAME, TransferFileWriter(directory / JSON_NAME, "json"), json_items))
+            if "xml" in formats:
+                self._writers.append((XML_NAME, TransferFileWriter(directory / XML_NAME, "xml"), xml_items))
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, transfers: pd.DataFrame) -> None:
+        """Append ``transfers`` to every file (after the frames written before)."""
+        try:
+            for _, writer, _ in self._writers:
+                writer.write(transfers)
+        except BaseException:
+            self.abort()
+            raise
+        if self._writers:  # the writers accepted every row: points are whole numbers above 0
+            rows, points = _expected(transfers)
+            self._rows += rows
+            self._points += points
+
+    def close(self) -> tuple[list[Path], list[dict]]:
+        """Finish the files; returns them and, per format, its ``output_row`` read back from them."""
+        files: list[Path] = []
+        rows = []
+        try:
+            for name, writer, items in self._writers:
+                written = writer.close()
+                files += written
+                rows.append(output_row(f"openloyalty/{name}", "points", written, (self._rows, self._points),
+                                       items(written)))
+        except BaseException:
+            self.abort()
+            raise
+        return files, rows
+
+    def abort(self) -> None:
+        """Remove the parts of every file not yet closed."""
+        for _, writer, _ in self._writers:
+            writer.abort()
+
+    def __enter__(self) -> TransferFiles:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 def write_transfer_files(transfers: pd.DataFrame, directory: Path,
                          formats: Collection[str]) -> tuple[list[Path], list[dict]]:
     """Write the unit transfers in each configured format (JSON, then XML) into ``directory``;
     returns the files written and, per format, its ``output_row`` read back from those files."""
-    files: list[Path] = []
-    rows = []
-    if "json" in formats:
-        written = write_transfers_json(transfers, directory / JSON_NAME)
-        files += written
-        rows.append(output_row(f"openloyalty/{JSON_NAME}", "points", written, _expected(transfers),
-                               json_items(written)))
-    if "xml" in formats:
-        written = write_transfers_xml(transfers, directory / XML_NAME)
-        files += written
-        rows.append(output_row(f"openloyalty/{XML_NAME}", "points", written, _expected(transfers),
-                               xml_items(written)))
-    return files, rows
+    files = TransferFiles(directory, formats)
+    files.write(transfers)
+    return files.close()
 
 
 def write_haravan_file(balances: pd.DataFrame, directory: Path) -> tuple[Path, dict]:

@@ -42,6 +42,8 @@ millions of transfers never become millions of Python dicts. ``max_file_bytes`` 
 ``<stem>_0001<suffix>``, ``_0002`` … each strictly smaller, between transfers
 (``targets/parts.py``); without a limit, or when everything fits, one file at ``path``. Earlier
 files at ``path`` and its numbered parts are removed first, so a smaller rerun leaves no stale part.
+``TransferFileWriter`` takes the rows a frame at a time (stage 03 appends each member slice's
+transfers) and writes the same bytes as the whole frame would; the two functions are one write of it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype, is_float_dtype, is_integer_dtype
 
-from loyalty_toolkit.targets.parts import Run, write_parts
+from loyalty_toolkit.targets.parts import PartWriter, Run
 
 JSON_DOCUMENTED = ("customerId", "units", "walletTypeCode", "registeredOn")
 JSON_OURS = ("type", "expiresAt", "lockedUntil", "comment")
@@ -399,39 +401,86 @@ def _byte_lengths(piece) -> np.ndarray | int:
     return np.fromiter(map(len, map(str.encode, values)), dtype=np.int64, count=len(values))
 
 
+class TransferFileWriter:
+    """One import file (``fmt`` "json" or "xml") written a frame at a time: ``write`` any number of
+    frames (any size, empty ones too), then ``close`` for the paths. The bytes are those the whole
+    frame's ``write_transfers_json`` / ``write_transfers_xml`` would write, however it is cut into
+    frames, so stage 03 can append each member slice's transfers and drop them. Earlier files at
+    ``path`` and its parts are removed on creation; a refused row (or any error while writing)
+    removes the parts written so far and leaves the writer aborted, as ``abort`` does. Usable as a
+    context manager: an exception inside the block aborts it."""
+
+    def __init__(self, path: Path, fmt: str, *, max_file_bytes: int | None = None, no_expiry: str = "0"):
+        if fmt not in ("json", "xml"):
+            raise ValueError(f"unknown transfer file format {fmt!r}: json or xml")
+        if fmt == "xml" and not re.fullmatch(r"[0-9]+", no_expiry):
+            raise ValueError("no_expiry must be a whole number of days as text, e.g. '0'")
+        self.path = Path(path)
+        self.fmt, self.no_expiry, self.max_file_bytes = fmt, no_expiry, max_file_bytes
+        self._header, self._footer, self._sep = (JSON_HEADER, JSON_FOOTER, ",\n") if fmt == "json" else \
+            (XML_HEADER, XML_FOOTER, "")
+        _remove_stale(self.path)
+        self._parts = PartWriter(lambda k: _part(self.path, k), header=self._header, footer=self._footer,
+                                 sep=self._sep.encode("ascii"), max_file_bytes=max_file_bytes, noun="transfer")
+
+    def write(self, transfers: pd.DataFrame) -> None:
+        """Append ``transfers`` (rows in file order) after everything written so far."""
+        self._parts.check_open()
+        pieces = _json_pieces if self.fmt == "json" else _xml_pieces
+        try:
+            for run in _runs(transfers, pieces, self._sep, self.max_file_bytes is not None, self.no_expiry):
+                self._parts.add(run)
+        except BaseException:
+            self._parts.abort()
+            raise
+
+    def close(self) -> list[Path]:
+        """Finish the file; returns its paths in order: ``path`` itself when one part holds everything
+        (an empty list or document when no row came), else ``<stem>_0001<suffix>`` …"""
+        paths = self._parts.close()
+        if not paths:
+            self.path.write_bytes(b"[\n]\n" if self.fmt == "json" else self._header + self._footer)
+            return [self.path]
+        if len(paths) == 1:
+            paths[0].replace(self.path)
+            return [self.path]
+        return paths
+
+    def abort(self) -> None:
+        """Remove the parts written so far (nothing once closed)."""
+        self._parts.abort()
+
+    def __enter__(self) -> TransferFileWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 def write_transfers_json(transfers: pd.DataFrame, path: Path, *, max_file_bytes: int | None = None) -> list[Path]:
     """Write the SaaS JSON import file(s); returns their paths in order (see the module docstring)."""
-    return _write(Path(path), _runs(transfers, _json_pieces, ",\n", max_file_bytes is not None),
-                  JSON_HEADER, JSON_FOOTER, b",\n", max_file_bytes)
+    writer = TransferFileWriter(path, "json", max_file_bytes=max_file_bytes)
+    writer.write(transfers)
+    return writer.close()
 
 
 def write_transfers_xml(transfers: pd.DataFrame, path: Path, *, max_file_bytes: int | None = None,
                         no_expiry: str = "0") -> list[Path]:
     """Write the OSS ``<pointsTransfers>`` XML import file(s); returns their paths in order."""
-    if not re.fullmatch(r"[0-9]+", no_expiry):
-        raise ValueError("no_expiry must be a whole number of days as text, e.g. '0'")
-    return _write(Path(path), _runs(transfers, _xml_pieces, "", max_file_bytes is not None, no_expiry),
-                  XML_HEADER, XML_FOOTER, b"", max_file_bytes)
+    writer = TransferFileWriter(path, "xml", max_file_bytes=max_file_bytes, no_expiry=no_expiry)
+    writer.write(transfers)
+    return writer.close()
 
 
 def _part(path: Path, k: int) -> Path:
     return path.with_name(f"{path.stem}_{k:04d}{path.suffix}")
 
 
-def _write(path: Path, runs: Iterator[Run], header: bytes, footer: bytes, sep: bytes,
-           max_file_bytes: int | None) -> list[Path]:
-    """Remove stale files, stream the runs into numbered parts; a single part is renamed to ``path``."""
+def _remove_stale(path: Path) -> None:
+    """Remove an earlier run's file at ``path`` and its numbered parts, so a smaller rerun leaves none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     stale = re.compile(re.escape(path.stem) + r"_[0-9]{4}" + re.escape(path.suffix))
     for old in sorted(path.parent.iterdir()):
         if old == path or stale.fullmatch(old.name):
             old.unlink()
-    paths = write_parts(runs, lambda k: _part(path, k), header=header, footer=footer, sep=sep,
-                        max_file_bytes=max_file_bytes, noun="transfer")
-    if not paths:
-        path.write_bytes(b"[\n]\n" if header == JSON_HEADER else header + footer)
-        return [path]
-    if len(paths) == 1:
-        paths[0].replace(path)
-        return [path]
-    return paths

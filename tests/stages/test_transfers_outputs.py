@@ -203,3 +203,93 @@ def test_a_hand_edited_file_falls_back_to_the_full_parser(tmp_path):
     assert transfers_outputs._xml_strict(xml) is None  # not our layout, yet the same transfer to ElementTree
     row = output_row("f", "points", [xml], (2, 6), xml_items([xml]))
     assert (row["rows_written"], row["total_written"], row["bad_values"]) == (2, 6, 0)
+
+
+# -- TransferFiles: the files written a slice at a time ----------------------------------------------
+
+def ref_transfer_files(frame: pd.DataFrame, directory: Path, formats) -> tuple[list[Path], list[dict]]:
+    """Reference: write_transfer_files as it was, the whole frame per format, then read back."""
+    signed = sum(-p if t == "spending" else p for p, t in zip(frame["points"].tolist(), frame["type"].tolist()))
+    files, rows = [], []
+    for fmt, writer, items in (("json", write_transfers_json, json_items), ("xml", write_transfers_xml, xml_items)):
+        if fmt in formats:
+            written = writer(frame, directory / f"unit_transfers.{fmt}")
+            files += written
+            rows.append(output_row(f"openloyalty/unit_transfers.{fmt}", "points", written, (len(frame), signed),
+                                   items(written)))
+    return files, rows
+
+
+def _files_outcome(write, frame, directory, formats):
+    try:
+        files, rows = write(frame, directory, formats)
+        result = ("ok", [p.relative_to(directory) for p in files], rows)
+    except Exception as exc:  # noqa: BLE001 - the oracle compares any error
+        result = ("error", type(exc).__name__, str(exc))
+    return result, {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.exists() else {}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=st.booleans().flatmap(lambda plain: frames(plain=plain)), cuts=st.lists(st.integers(0, 8), max_size=4),
+       formats=st.sampled_from([{"json"}, {"xml"}, {"json", "xml"}, set()]))
+def test_transfer_files_in_pieces_give_write_transfer_files_results(tmp_path_factory, frame, cuts, formats):
+    base = tmp_path_factory.mktemp("files")
+
+    def in_pieces(frame, directory, formats):
+        bounds = [0, *sorted(min(c, len(frame)) for c in cuts), len(frame)]
+        files = transfers_outputs.TransferFiles(directory, formats)
+        for lo, hi in zip(bounds, bounds[1:]):
+            files.write(frame.iloc[lo:hi].copy())
+        return files.close()
+
+    want = _files_outcome(ref_transfer_files, frame, base / "ref", formats)
+    assert _files_outcome(in_pieces, frame, base / "pieces", formats) == want
+    assert _files_outcome(transfers_outputs.write_transfer_files, frame, base / "whole", formats) == want
+
+
+def test_transfer_files_keep_no_frame_and_count_what_they_were_given(tmp_path):
+    import gc
+    import weakref
+
+    frame = pd.DataFrame({"transfer_id": ["a", "b", "c"], "target_id": ["t1", "t2", "t1"],
+                          "wallet_type_code": "default", "type": ["adding", "spending", "adding"],
+                          "points": [10, 4, 7], "registered_on": "", "expires_at": "", "unlock_at": "",
+                          "validity_days": pd.array([None, 3, 1], dtype="Int64"), "lot_ids": ["x", "", "y"]})
+    files = transfers_outputs.TransferFiles(tmp_path, {"json", "xml"})
+    pieces = [frame.iloc[:1].copy(), frame.iloc[1:].copy()]
+    refs = [weakref.ref(p) for p in pieces]
+    for piece in pieces:
+        files.write(piece)
+    del piece, pieces
+    gc.collect()
+    assert all(r() is None for r in refs)  # the writers hold counts, not frames
+    written, rows = files.close()
+    assert [p.name for p in written] == ["unit_transfers.json", "unit_transfers.xml"]
+    for row in rows:
+        assert (row["rows_expected"], row["total_expected"]) == (3, 13)
+        assert (row["rows_written"], row["total_written"], row["bad_values"]) == (3, 13, 0)
+
+
+def test_a_refused_slice_removes_both_files(tmp_path):
+    good = pd.DataFrame({"transfer_id": ["a"], "target_id": ["t1"], "wallet_type_code": "default",
+                         "type": ["adding"], "points": [10], "registered_on": "", "expires_at": "",
+                         "unlock_at": "", "validity_days": pd.array([None], dtype="Int64"), "lot_ids": ["x"]})
+    bad = good.assign(transfer_id=["b"], target_id=[""])
+    (tmp_path / "unit_transfers_0002.xml").write_bytes(b"an earlier run's part")
+    files = transfers_outputs.TransferFiles(tmp_path, {"json", "xml"})
+    files.write(good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit_transfers_0001.json", "unit_transfers_0001.xml"]
+    try:
+        files.write(bad)
+    except ValueError as exc:
+        assert "transfer b: no customerId" in str(exc)
+    else:
+        raise AssertionError("the slice without a customerId was written")
+    assert not list(tmp_path.iterdir())  # no truncated file, no stale part
+    try:
+        with transfers_outputs.TransferFiles(tmp_path, {"xml"}) as files:
+            files.write(good)
+            raise KeyboardInterrupt  # the stage's own failure between two slices
+    except KeyboardInterrupt:
+        pass
+    assert not list(tmp_path.iterdir())

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from loyalty_toolkit.stages.lots import LOT_COLUMNS
 from loyalty_toolkit.stages.transfers import build_transfers
-from loyalty_toolkit.targets.ol_transfers import JSON_DOCUMENTED, JSON_OURS, write_transfers_json, write_transfers_xml
+from loyalty_toolkit.targets.ol_transfers import (
+    JSON_DOCUMENTED,
+    JSON_OURS,
+    TransferFileWriter,
+    write_transfers_json,
+    write_transfers_xml,
+)
 
 CUT = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 D = Decimal
@@ -350,3 +356,88 @@ def test_writers_give_the_row_by_row_writers_bytes_and_errors(tmp_path_factory, 
             got = _outcome(new, frame, base / "new" / f"t{suffix}", max_file_bytes=limit, **kw)
             want = _outcome(ref, frame, base / "ref" / f"t{suffix}", max_file_bytes=limit, **kw)
             assert got == want
+
+
+# -- push-based writing: the same bytes for the whole frame written in any number of pieces ----------
+
+def _pieces_writer(fmt: str, cuts: list[int]):
+    """A ``write_transfers_*``-shaped function feeding ``TransferFileWriter`` the frame cut at ``cuts``
+    (duplicates and 0 / n give empty pieces)."""
+    def write(frame, path, **kw):
+        bounds = [0, *sorted(min(c, len(frame)) for c in cuts), len(frame)]
+        writer = TransferFileWriter(path, fmt, **kw)
+        for lo, hi in zip(bounds, bounds[1:]):
+            writer.write(frame.iloc[lo:hi])
+        return writer.close()
+    return write
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=transfer_frames(), cuts=st.lists(st.integers(0, 9), max_size=5), chunk=st.integers(1, 4),
+       limit=st.one_of(st.none(), st.integers(40, 1500)), no_expiry=st.sampled_from(["0", "36500"]))
+def test_writing_in_pieces_gives_the_whole_frames_bytes_and_errors(tmp_path_factory, frame, cuts, chunk, limit,
+                                                                   no_expiry):
+    from unittest import mock
+
+    from loyalty_toolkit.targets import ol_transfers
+    base = tmp_path_factory.mktemp("pieces")
+    with mock.patch.object(ol_transfers, "_CHUNK", chunk):  # chunks end inside and at the pieces' edges
+        for fmt, ref, kw in (("json", ref_write_json, {}), ("xml", ref_write_xml, {"no_expiry": no_expiry})):
+            got = _outcome(_pieces_writer(fmt, cuts), frame, base / "new" / f"t.{fmt}", max_file_bytes=limit, **kw)
+            want = _outcome(ref, frame, base / "ref" / f"t.{fmt}", max_file_bytes=limit, **kw)
+            assert got == want
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_pieces_roll_parts_over_like_the_whole_frame(tmp_path, fmt):
+    frame = transfers(n_extra=60)
+    frame.loc[5, "lot_ids"] = "Hà Nội"  # a non-ASCII row: byte sizes, not characters, decide the split
+    whole = write_transfers_json if fmt == "json" else write_transfers_xml
+    (one,) = whole(frame, tmp_path / "one" / f"t.{fmt}")
+    limit = len(one.read_bytes()) // 5
+    want = [p.read_bytes() for p in whole(frame, tmp_path / "whole" / f"t.{fmt}", max_file_bytes=limit)]
+    cuts = [0, 0, 1, 7, 8, 30, 63, 63]  # empty pieces, one-row pieces, a piece past every part edge
+    got = _pieces_writer(fmt, cuts)(frame, tmp_path / "pieces" / f"t.{fmt}", max_file_bytes=limit)
+    assert len(want) >= 5 and [p.read_bytes() for p in got] == want
+    assert [p.name for p in got] == [f"t_{k:04d}.{fmt}" for k in range(1, len(want) + 1)]
+
+
+def test_a_refused_row_in_a_later_piece_removes_the_parts_already_written(tmp_path):
+    frame = transfers(n_extra=30)
+    frame["points"] = frame["points"].astype(object)
+    frame.loc[25, "points"] = 0
+    (tmp_path / "t_0003.json").write_bytes(b"stale part")
+    writer = TransferFileWriter(tmp_path / "t.json", "json", max_file_bytes=600)
+    assert not list(tmp_path.iterdir())  # stale parts go when the writer is created
+    writer.write(frame.iloc[:20])
+    assert len(list(tmp_path.iterdir())) >= 3  # parts rolled over already
+    with pytest.raises(ValueError, match="points must be a whole number above 0"):
+        writer.write(frame.iloc[20:])
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="aborted"):
+        writer.write(frame.iloc[:0])
+    with pytest.raises(ValueError, match="aborted"):
+        writer.close()
+
+
+def test_abort_close_and_the_context_manager(tmp_path):
+    frame = transfers()
+    with pytest.raises(RuntimeError):
+        with TransferFileWriter(tmp_path / "t.xml", "xml") as writer:
+            writer.write(frame)
+            assert list(tmp_path.iterdir())
+            raise RuntimeError("the slice after failed")  # the caller's own error aborts the file
+    assert not list(tmp_path.iterdir())
+    with TransferFileWriter(tmp_path / "t.xml", "xml") as writer:
+        writer.write(frame.iloc[:2])
+        writer.write(frame.iloc[2:])
+        (path,) = writer.close()
+    writer.abort()  # once closed the file is complete: abort leaves it
+    assert path.read_bytes() == write_transfers_xml(frame, tmp_path / "again" / "t.xml")[0].read_bytes()
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(frame)
+    with pytest.raises(ValueError, match="json or xml"):
+        TransferFileWriter(tmp_path / "t.csv", "csv")
+    with pytest.raises(ValueError, match="no_expiry"):
+        TransferFileWriter(tmp_path / "t.xml", "xml", no_expiry="never")
+    assert path.exists()  # a refused argument touches no file

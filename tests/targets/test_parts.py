@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.targets.parts import Run, write_parts
+from loyalty_toolkit.targets.parts import PartWriter, Run, write_parts
 
 HEADER, FOOTER = b"<h>\n", b"</h>\n"
 
@@ -73,3 +73,42 @@ def test_an_error_from_the_runs_removes_the_parts_written(tmp_path: Path):
 def test_a_limit_needs_item_sizes(tmp_path: Path):
     with pytest.raises(ValueError, match="sizes"):
         write_parts([Run(b"ab", 2)], lambda k: tmp_path / f"p{k}", header=HEADER, footer=FOOTER, max_file_bytes=99)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.binary(min_size=1, max_size=30), max_size=25),
+       cuts=st.lists(st.integers(0, 25), max_size=6), sep=st.sampled_from([b"", b",\n"]),
+       limit=st.one_of(st.none(), st.integers(10, 200)))
+def test_pushed_runs_give_the_pulled_bytes(tmp_path_factory, items, cuts, sep, limit):
+    out = tmp_path_factory.mktemp("pushed")
+    want = reference_parts(items, sep, limit)
+    writer = PartWriter(lambda k: out / f"p_{k:04d}.x", header=HEADER, footer=FOOTER, sep=sep, max_file_bytes=limit)
+    try:
+        for run in runs_of(items, cuts, sep):
+            writer.add(run)
+    except ValueError as exc:
+        assert str(exc) == want
+        assert not list(out.iterdir())
+        with pytest.raises(ValueError, match="aborted"):
+            writer.close()
+        return
+    paths = writer.close()
+    assert [p.read_bytes() for p in paths] == want
+
+
+def test_abort_removes_the_parts_until_closed(tmp_path: Path):
+    writer = PartWriter(lambda k: tmp_path / f"p{k}", header=HEADER, footer=FOOTER, max_file_bytes=16)
+    writer.add(Run(b"aaaabbbb", 2, np.array([4, 4])))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p1", "p2"]
+    writer.abort()
+    assert not list(tmp_path.iterdir())
+    writer.abort()  # twice is harmless
+    with pytest.raises(ValueError, match="aborted"):
+        writer.add(Run(b"c", 1, np.array([1])))
+    done = PartWriter(lambda k: tmp_path / f"q{k}", header=HEADER, footer=FOOTER)
+    done.add(Run(b"x", 1))
+    assert done.close() == [tmp_path / "q1"]
+    done.abort()  # a closed part is complete: it stays
+    assert (tmp_path / "q1").read_bytes() == HEADER + b"x" + FOOTER
+    with pytest.raises(ValueError, match="closed"):
+        done.add(Run(b"y", 1))

@@ -28,7 +28,7 @@ from loyalty_toolkit.sample import generate_sample
 from loyalty_toolkit.stages import context, s03_transfers
 
 STEPS = ("read_ledger", "parse_ledger", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
-         "transfer_side", "lots_check", "write_transfer_files", "write_haravan_file", "Reconciliation")
+         "transfer_side", "lots_check", "write_haravan_file", "Reconciliation")
 
 
 def prepare(out: Path, members: int, per_member: float) -> tuple[Path, Path]:
@@ -89,6 +89,9 @@ def steps(config: Path, base: Path) -> list[tuple]:
 
     for name in STEPS:
         setattr(s03_transfers, name, timed(name, getattr(s03_transfers, name)))
+    files = s03_transfers.TransferFiles  # a class: time its write (per slice) and close (the read-back)
+    s03_transfers.TransferFiles = type("TimedTransferFiles", (files,), {
+        "write": timed("TransferFiles.write", files.write), "close": timed("TransferFiles.close", files.close)})
     ctx = context.open_stage("transfers", str(config), str(fresh_run(base)))
     t0 = time.monotonic()
     outcome = s03_transfers.run(ctx)

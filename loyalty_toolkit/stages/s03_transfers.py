@@ -66,9 +66,9 @@ from loyalty_toolkit.stages.transfers_checks import (
 )
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
+    TransferFiles,
     stale_files,
     write_haravan_file,
-    write_transfer_files,
 )
 
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
@@ -294,22 +294,28 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     residue_total = Decimal(0)
     written: dict[str, list[pd.DataFrame]] = {"lots": [], "lot_allocations": [], "unit_transfers": []}
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
-    for k, rows in enumerate(plan.rows()):
-        o_part = o_lots if rows is None else o_lots[o_slice == k]
-        lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
-                                             id_map if rows is None else id_map[id_slice == k], settings, cutover,
-                                             src.path.name)
-        residue_total += result.residue_total
-        totals.add_lots(lots, all_lots, len(o_part))
-        totals.add_transfers(result, produced_per_member(result, o_part),
-                             transfer_side(all_lots, result, lots.allocations))
-        checks["lots"].append(lots_check(all_lots))
-        checks["transfers"].append(result.transfers[["transfer_id", "target_id", "wallet_type_code", "type",
-                                                     "points"]])
-        written["lots"].append(all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in all_lots.columns]))
-        written["lot_allocations"].append(lots.allocations)
-        written["unit_transfers"].append(result.transfers)
-        del lots, all_lots, result, o_part
+    transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
+    try:
+        for k, rows in enumerate(plan.rows()):
+            o_part = o_lots if rows is None else o_lots[o_slice == k]
+            lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
+                                                 id_map if rows is None else id_map[id_slice == k], settings, cutover,
+                                                 src.path.name)
+            residue_total += result.residue_total
+            totals.add_lots(lots, all_lots, len(o_part))
+            totals.add_transfers(result, produced_per_member(result, o_part),
+                                 transfer_side(all_lots, result, lots.allocations))
+            transfer_files.write(result.transfers)
+            checks["lots"].append(lots_check(all_lots))
+            checks["transfers"].append(result.transfers[["transfer_id", "target_id", "wallet_type_code", "type",
+                                                         "points"]])
+            written["lots"].append(all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in all_lots.columns]))
+            written["lot_allocations"].append(lots.allocations)
+            written["unit_transfers"].append(result.transfers)
+            del lots, all_lots, result, o_part
+    except BaseException:  # no half-written file is left pending
+        transfer_files.abort()
+        raise
 
     lots = totals.lot_result()
     result = totals.transfer_result(residue_total)
@@ -317,10 +323,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                            src.column_map()["points"])
     ctx.write_rejects(rejects)
 
-    transfers = pd.concat(written["unit_transfers"], ignore_index=True) if len(written["unit_transfers"]) > 1 \
-        else written["unit_transfers"][0]
-    files, outputs = write_transfer_files(transfers, ctx.output_dir("openloyalty"), tcfg.formats)
-    del transfers
+    files, outputs = transfer_files.close()
     if opening is not None:
         path, row = write_haravan_file(opening.balances, ctx.output_dir("haravan"))
         files.append(path)

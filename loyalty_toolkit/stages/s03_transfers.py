@@ -64,6 +64,7 @@ from loyalty_toolkit.stages.transfers_checks import (
     roll_forward_check,
     totals_check,
     transfer_side,
+    transfers_check,
 )
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
@@ -404,7 +405,7 @@ def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
         "programs": reconciliation_check(outcome.by_program, "program"),
         "roll_forward": roll_forward_check(outcome.roll_forward),
         "lots": lots_check(outcome.all_lots),
-        "transfers": outcome.result.transfers[["transfer_id", "target_id", "wallet_type_code", "type", "points"]],
+        "transfers": transfers_check(outcome.result.transfers),
         "outputs": outcome.outputs,
         "opening": opening_check(outcome.opening, outcome.all_lots, outcome.unmatched),
         "fallbacks": fallbacks_check(outcome.lots.fallbacks),

@@ -132,3 +132,16 @@ def test_the_suites_name_exactly_the_rules_the_check_tables_hold():
         assert exps[0]["kwargs"]["value_set"] == list(rules)
         assert [e["kwargs"]["row_condition"]["parameter"] for e in exps[1:]] == list(rules)
         assert all(e["severity"] == "critical" and e["meta"]["description"] for e in exps)
+
+
+def test_repeats_are_exact_when_hashes_collide_and_across_hash_chunks(monkeypatch):
+    from loyalty_toolkit.stages import transfers_checks
+
+    lots = _lots(400, 7)
+    expected = _lots_oracle(lots)["lot_id_unique"]
+    monkeypatch.setattr(transfers_checks, "_HASH_CHUNK", 64)  # 400 ids: 7 chunks
+    assert lots_check(lots).set_index("check").loc["lot_id_unique", "failing"] == expected
+    # every id hashing alike: the text comparison alone decides, so a collision is not a repeat
+    monkeypatch.setattr(transfers_checks.pd.util, "hash_array", lambda v, categorize=False: np.zeros(len(v), np.uint64))
+    assert lots_check(lots).set_index("check").loc["lot_id_unique", "failing"] == expected
+    assert lots_check(lots.drop_duplicates("lot_id")).set_index("check").loc["lot_id_unique", "failing"] == 0

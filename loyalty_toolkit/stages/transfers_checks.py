@@ -256,9 +256,10 @@ def lots_check(all_lots: pd.DataFrame) -> pd.DataFrame:
     they are one member slice of a whole ledger: a ledger lot id is the accrual's guestpointsid,
     which ``parse_ledger`` keeps unique over the whole file before any slicing (a repeat is
     rejected as GUESTPOINTSID_DUPLICATE), or ``line:<n>`` for an accrual without one, unique by
-    its line; an opening lot's id comes from its own opening-balance row. So two slices cannot
-    share a lot id unless parse_ledger failed, which its own tests cover. (The ids do not embed
-    the member: a per-slice check rests on that whole-file rule, not on the slicing by member.)
+    its line; an opening lot's id is ``opening:`` + a hash of the row's phone and email key,
+    which ``parse_opening`` keeps unique over its file (OPENING_DUPLICATE). So two slices cannot
+    share a lot id unless those whole-file rules failed, which their own tests cover. (The ids do
+    not embed the member: a per-slice check rests on the whole-file rules, not on the slicing.)
     """
     al = all_lots
     ids = text_column(al, "lot_id")
@@ -305,7 +306,7 @@ def transfers_check(transfers: pd.DataFrame) -> pd.DataFrame:
         whole = np.asarray([isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                             for v in points.tolist()], dtype=bool)
     # a float column fails as a whole; its fractional (or missing) values come first as examples
-    order = np.argsort(np.floor(values) == values, kind="stable")
+    order = np.argsort(np.floor(values) == values, kind="stable") if not whole.all() else slice(None)
     return _check_rows(n, [
         ("transfer_id_unique", _repeated(ids, has_id), shown),
         ("transfer_id_present", ~has_id, shown),

@@ -183,6 +183,19 @@ def _suite_columns(raw: dict[str, Any]) -> set[str] | None:
     return cols
 
 
+# A check table (e.g. ``stages.transfers_checks.lots_check``) has one row per rule of a big
+# table: how many rows it looked at, how many broke the rule, and a few of their ids. Its rows add
+# up across member slices, so the gate never holds the big table. GX counts check rows; the
+# outcome of an expectation on its ``failing`` column is restated in the big table's rows
+# (unexpected = failing rows, element_count = rows looked at) with the failing ids as examples.
+CHECK_TABLE_COLUMNS = ("check", "rows", "failing", "examples")
+EXAMPLE_SEPARATOR = ", "
+
+
+def is_check_table(frame: pd.DataFrame) -> bool:
+    return all(c in frame.columns for c in CHECK_TABLE_COLUMNS)
+
+
 # Expectations that only look at the row count or the column names.
 TABLE_LEVEL = {"expect_table_row_count_to_equal", "expect_table_row_count_to_be_between"}
 
@@ -230,12 +243,20 @@ def run_gate(stage: str, tables: dict[str, pd.DataFrame], *, suites_dir: Path, d
         positions = {e.id: i for i, e in enumerate(suite.expectations, start=1)}
         batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=path.stem, data=batch, suite=suite))
-        result = vd.run(batch_parameters={"dataframe": _gx_frame(tables[table], _suite_columns(raw))},
-                        expectation_parameters=parameters or {},
-                        result_format={"result_format": "COMPLETE", "partial_unexpected_count": examples})
+        frame, columns = tables[table], _suite_columns(raw)
+        result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": examples}
+        checks = is_check_table(frame)
+        if checks:  # each unexpected row comes back with its rule, rows looked at and failing ids
+            result_format["unexpected_index_column_names"] = ["check", "rows", "examples"]
+            columns = None if columns is None else columns | set(CHECK_TABLE_COLUMNS)
+        result = vd.run(batch_parameters={"dataframe": _gx_frame(frame, columns)},
+                        expectation_parameters=parameters or {}, result_format=result_format)
         found = sorted(result.results, key=lambda r: positions.get(r.expectation_config.id, len(positions) + 1))
         for r in found:
-            outcomes.append(_outcome(table, r, raw["expectations"], positions, show_pii=show_pii, examples=examples))
+            outcome = _outcome(table, r, raw["expectations"], positions, show_pii=show_pii, examples=examples)
+            if checks and outcome.column == "failing" and not outcome.error:
+                _restate_check(outcome, r.result or {}, frame, examples)
+            outcomes.append(outcome)
     report = GateReport(stage=stage, outcomes=outcomes, suites=suites)
     if docs_dir is not None:
         report.docs_index = str(write_gate_page(report, Path(docs_dir), show_pii=show_pii))
@@ -267,6 +288,34 @@ def _outcome(table: str, r: Any, suite_expectations: list[dict[str, Any]], posit
         element_count=_int_or_none(res.get("element_count")),
         unexpected_percent=None if percent is None else float(percent), error=error,
     )
+
+
+def _restate_check(outcome: Outcome, res: dict[str, Any], frame: pd.DataFrame, examples: int) -> None:
+    """An expectation on a check table's ``failing`` column, in the big table's rows: unexpected =
+    the failing rows of the check rows GX found unexpected, element_count = the rows the checks
+    its ``row_condition`` selects looked at, examples = the failing ids."""
+    selected = frame[_check_rows(frame, outcome.kwargs.get("row_condition"), outcome.table)]
+    unexpected = list(res.get("unexpected_index_list") or [])
+    outcome.element_count = int(selected["rows"].sum())
+    outcome.unexpected_count = sum(int(u.get("failing") or 0) for u in unexpected)
+    outcome.unexpected_percent = (100.0 * outcome.unexpected_count / outcome.element_count
+                                  if outcome.element_count else None)
+    ids: list[Any] = []
+    for u in unexpected:
+        ids += [x for x in str(u.get("examples") or "").split(EXAMPLE_SEPARATOR) if x]
+    outcome.examples = ids[:examples]
+
+
+def _check_rows(frame: pd.DataFrame, condition: Any, table: str) -> pd.Series:
+    """The check rows a ``row_condition`` selects: none given, every row; else it must be GX's
+    comparison ``check == <rule>`` (``{"type": "comparison", "column": {"name": "check"},
+    "operator": "==", "parameter": <rule>}``), the one form a check suite uses."""
+    if condition is None:
+        return pd.Series(True, index=frame.index)
+    if (isinstance(condition, dict) and condition.get("type") == "comparison" and condition.get("operator") == "=="
+            and (condition.get("column") or {}).get("name") == "check"):
+        return frame["check"] == condition.get("parameter")
+    raise ConfigError(f"a check table's row_condition must be check == <rule>, found {condition!r}", file=table)
 
 
 def _exception_message(info: Any) -> str:

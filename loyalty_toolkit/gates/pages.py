@@ -173,7 +173,8 @@ def _kwargs(o: Outcome) -> str:
         if k == "column":
             continue
         source = f" <span class='muted'>($PARAMETER {e(o.parameters[k])})</span>" if k in o.parameters else ""
-        items.append(f"<code>{e(k)}</code>: <code>{e(_text(v))}</code>{source}")
+        items.append(f"<code>{e(k)}</code>: <code>{e(_condition_text(v) if k == 'row_condition' else _text(v))}</code>"
+                     f"{source}")
     return "<br>".join(items)
 
 
@@ -198,6 +199,13 @@ def _example_text(kwargs: dict[str, Any], v: Any) -> str:
         return ", ".join(f"{k}: {_text(x)}" for k, x in v.items())
     if isinstance(v, (list, tuple)) and len(v) == 2 and kwargs.get("column_A") and kwargs.get("column_B"):
         return f"{kwargs['column_A']}: {_text(v[0])}, {kwargs['column_B']}: {_text(v[1])}"
+    return _text(v)
+
+
+def _condition_text(v: Any) -> str:
+    """GX's comparison condition as a reviewer reads it (``check == "lot_not_below_zero"``); else the JSON."""
+    if isinstance(v, dict) and v.get("type") == "comparison" and isinstance(v.get("column"), dict):
+        return f"{v['column'].get('name')} {v.get('operator')} {json.dumps(v.get('parameter'), ensure_ascii=False)}"
     return _text(v)
 
 

@@ -55,6 +55,7 @@ from loyalty_toolkit.stages.transfers import (
     opening_lots,
 )
 from loyalty_toolkit.stages.transfers_checks import (
+    combine_checks,
     fallbacks_check,
     lots_check,
     opening_check,
@@ -63,6 +64,7 @@ from loyalty_toolkit.stages.transfers_checks import (
     roll_forward_check,
     totals_check,
     transfer_side,
+    transfers_check,
 )
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
@@ -307,8 +309,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                  transfer_side(all_lots, result, lots.allocations))
             transfer_files.write(result.transfers)
             checks["lots"].append(lots_check(all_lots))
-            checks["transfers"].append(result.transfers[["transfer_id", "target_id", "wallet_type_code", "type",
-                                                         "points"]])
+            checks["transfers"].append(transfers_check(result.transfers))
             written["lots"].append(all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in all_lots.columns]))
             written["lot_allocations"].append(lots.allocations)
             written["unit_transfers"].append(result.transfers)
@@ -453,8 +454,8 @@ def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
         "centers": reconciliation_check(outcome.by_center, "center"),
         "programs": reconciliation_check(outcome.by_program, "program"),
         "roll_forward": roll_forward_check(outcome.roll_forward),
-        "lots": _joined(outcome.checks["lots"]),
-        "transfers": _joined(outcome.checks["transfers"]),
+        "lots": combine_checks(outcome.checks["lots"]),
+        "transfers": combine_checks(outcome.checks["transfers"]),
         "outputs": outcome.outputs,
         "opening": opening_check(outcome.opening, outcome.o_lots, outcome.unmatched),
         "fallbacks": fallbacks_check(outcome.lots.fallbacks),

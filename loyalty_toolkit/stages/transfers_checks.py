@@ -15,10 +15,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from loyalty_toolkit.gates import CHECK_TABLE_COLUMNS, EXAMPLE_SEPARATOR
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT
 from loyalty_toolkit.sources.opening_balances import OpeningParse
-from loyalty_toolkit.stages.lots import FALLBACK_METHODS, text_column
-from loyalty_toolkit.stages.transfers import OPENING_SOURCE, SPENDING, TransferResult
+from loyalty_toolkit.stages.lots import EXPIRED, FALLBACK_METHODS, OPEN, PENDING, text_column
+from loyalty_toolkit.stages.transfers import ADDING, OPENING_SOURCE, SPENDING, TransferResult
 
 RECONCILE_UNITS = ("owed_ledger", "owed_lots", "transfers", "unallocated", "deficit")
 
@@ -170,14 +171,151 @@ def roll_forward_check(rf: pd.DataFrame) -> pd.DataFrame:
     return roll
 
 
+# -- check tables: rows that add up across member slices -------------------------------------
+
+# A check table has one row per rule: how many rows it looked at, how many broke the rule and up
+# to CHECK_EXAMPLES of their ids (joined by EXAMPLE_SEPARATOR). The suites expect ``failing`` to
+# be 0 on each rule's row; the gate shows the examples (``gates``: check tables). Rows of
+# different member slices add up (``combine_checks``), so the gate never holds the millions of
+# lots and transfers a slice drops.
+CHECK_COLUMNS = CHECK_TABLE_COLUMNS
+CHECK_EXAMPLES = 5
+_HASH_CHUNK = 1 << 18
+LOT_STATUSES = (OPEN, PENDING, EXPIRED)
+TRANSFER_TYPES = (ADDING, SPENDING)
+LOT_CHECKS = ("lot_id_unique", "lot_not_below_zero", "lot_accrued_is_consumed_plus_remaining", "lot_status_known")
+TRANSFER_CHECKS = ("transfer_id_unique", "transfer_id_present", "transfer_points_at_least_one",
+                   "transfer_points_whole", "transfer_type_known", "transfer_target_id_present",
+                   "transfer_wallet_type_code_present")
+
+
+def _check_rows(rows: int, checks: list[tuple[str, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """A check table: per rule (name, failing mask, ids), the rows, the failing count and the
+    first CHECK_EXAMPLES distinct ids of the failing rows, in row order."""
+    out = []
+    for name, failing, ids in checks:
+        bad = ids[failing]
+        examples = pd.unique(bad[:64])[:CHECK_EXAMPLES]
+        if len(examples) < CHECK_EXAMPLES and len(bad) > 64:  # the first failures repeat a few ids
+            examples = pd.unique(bad)[:CHECK_EXAMPLES]
+        out.append({"check": name, "rows": int(rows), "failing": int(failing.sum()),
+                    "examples": EXAMPLE_SEPARATOR.join(str(x) for x in examples)})
+    return pd.DataFrame(out, columns=list(CHECK_COLUMNS)).astype({"rows": np.int64, "failing": np.int64})
+
+
+def combine_checks(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The check tables of several member slices as one: per rule (first-seen order) rows and
+    failing counts add up; the examples keep the first CHECK_EXAMPLES ids, earlier slices first."""
+    rows: dict[str, list] = {}
+    for frame in frames:
+        for check, n, failing, examples in frame[list(CHECK_COLUMNS)].itertuples(index=False, name=None):
+            acc = rows.setdefault(check, [0, 0, []])
+            acc[0] += int(n)
+            acc[1] += int(failing)
+            for x in examples.split(EXAMPLE_SEPARATOR) if examples else []:
+                if len(acc[2]) < CHECK_EXAMPLES and x not in acc[2]:
+                    acc[2].append(x)
+    out = [{"check": c, "rows": n, "failing": f, "examples": EXAMPLE_SEPARATOR.join(ex[:CHECK_EXAMPLES])}
+           for c, (n, f, ex) in rows.items()]
+    return pd.DataFrame(out, columns=list(CHECK_COLUMNS)).astype({"rows": np.int64, "failing": np.int64})
+
+
+def _repeated(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Rows whose (present) text occurs more than once among the present values, every copy.
+
+    Exact, and cheap on millions of ids: a 64-bit hash per value (pandas' C hashing; factorizing
+    the text costs five times as much) and a sort find the candidates, and only those few rows
+    are compared as text, so a hash collision cannot pass for a repeat."""
+    out = np.zeros(len(values), dtype=bool)
+    if not present.any():
+        return out
+    # a chunk at a time: pandas keeps every value's UTF-8 bytes alive until the chunk is hashed
+    hashes = np.concatenate([pd.util.hash_array(values[lo:lo + _HASH_CHUNK], categorize=False)
+                             for lo in range(0, len(values), _HASH_CHUNK)])
+    ordered = np.sort(hashes[present])
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(twice):
+        return out
+    candidates = np.flatnonzero(present & np.isin(hashes, twice))
+    out[candidates] = pd.Series(values[candidates], dtype=object).duplicated(keep=False).to_numpy()
+    return out
+
+
+def _not_in(values: np.ndarray, allowed: tuple[str, ...]) -> np.ndarray:
+    """Rows whose text is not one of ``allowed`` (each distinct value compared once)."""
+    codes, uniques = pd.factorize(values)
+    ok = np.isin(np.asarray(uniques, dtype=object), np.asarray(allowed, dtype=object))
+    return ~ok[codes] if len(codes) else np.zeros(0, dtype=bool)
+
+
 def lots_check(all_lots: pd.DataFrame) -> pd.DataFrame:
-    """Each lot (ledger and opening): what it accrued against what it consumed + kept, and what is left."""
+    """The lot rules as a check table (``CHECK_COLUMNS``), one row per rule of LOT_CHECKS: lot id
+    unique, no lot below zero, accrued = consumed + remaining, status open, pending or expired.
+
+    The examples are lot ids. Uniqueness is checked within the lots given, which is enough when
+    they are one member slice of a whole ledger: a ledger lot id is the accrual's guestpointsid,
+    which ``parse_ledger`` keeps unique over the whole file before any slicing (a repeat is
+    rejected as GUESTPOINTSID_DUPLICATE), or ``line:<n>`` for an accrual without one, unique by
+    its line; an opening lot's id is ``opening:`` + a hash of the row's phone and email key,
+    which ``parse_opening`` keeps unique over its file (OPENING_DUPLICATE). So two slices cannot
+    share a lot id unless those whole-file rules failed, which their own tests cover. (The ids do
+    not embed the member: a per-slice check rests on the whole-file rules, not on the slicing.)
+    """
     al = all_lots
-    return pd.DataFrame({"lot_id": text_column(al, "lot_id"), "status": text_column(al, "status"),
-                         "accrued_units": al["accrued_units"].to_numpy(np.int64),
-                         "accounted_units": al["consumed_units"].to_numpy(np.int64)
-                         + al["remaining_units"].to_numpy(np.int64),
-                         "remaining_units": al["remaining_units"].to_numpy(np.int64)})
+    ids = text_column(al, "lot_id")
+    accrued, consumed, remaining = (al[c].to_numpy(np.int64) for c in
+                                    ("accrued_units", "consumed_units", "remaining_units"))
+    return _check_rows(len(al), [
+        ("lot_id_unique", _repeated(ids, np.ones(len(ids), dtype=bool)), ids),
+        ("lot_not_below_zero", remaining < 0, ids),
+        ("lot_accrued_is_consumed_plus_remaining", accrued != consumed + remaining, ids),
+        ("lot_status_known", _not_in(text_column(al, "status"), LOT_STATUSES), ids),
+    ])
+
+
+def transfers_check(transfers: pd.DataFrame) -> pd.DataFrame:
+    """The rules of the unit transfers produced, as a check table (``CHECK_COLUMNS``), one row per
+    rule of TRANSFER_CHECKS: transfer id unique and present, points >= 1 and whole, type adding or
+    spending, target_id and wallet_type_code non-empty. The examples are transfer ids (the row's
+    position, ``#<n>``, for a transfer without one).
+
+    Stricter than the GX column checks they replace in one way: a missing (null) value breaks
+    every rule here, where GX skipped nulls. Points are whole when the column is an integer
+    column; in any other column a fractional or missing value breaks the rule, and so does every
+    value of a float column (the files would carry ``10.0``: the target refuses fractions).
+    Uniqueness within a member slice is enough: an id is the UUIDv5 of the transfer's sorted lot
+    ids and wallet (lot ids are unique over the ledger, see ``lots_check``) or of ``deficit:``
+    and the member, and a member's transfers are all in one slice.
+    """
+    t = transfers
+    n = len(t)
+    raw_id = t["transfer_id"].to_numpy(dtype=object)
+    has_id = ~pd.isna(raw_id)
+    ids = text_column(t, "transfer_id")
+    has_id &= ids != ""
+    shown = ids.copy()
+    if not has_id.all():
+        shown[~has_id] = [f"#{i}" for i in np.flatnonzero(~has_id).tolist()]
+    points = t["points"]
+    values = pd.to_numeric(points, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_integer_dtype(points.dtype):
+        whole = np.ones(n, dtype=bool)
+    elif pd.api.types.is_float_dtype(points.dtype):
+        whole = np.zeros(n, dtype=bool)
+    else:  # object: each value must be an int itself
+        whole = np.asarray([isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                            for v in points.tolist()], dtype=bool)
+    # a float column fails as a whole; its fractional (or missing) values come first as examples
+    order = np.argsort(np.floor(values) == values, kind="stable") if not whole.all() else slice(None)
+    return _check_rows(n, [
+        ("transfer_id_unique", _repeated(ids, has_id), shown),
+        ("transfer_id_present", ~has_id, shown),
+        ("transfer_points_at_least_one", ~(values >= 1), shown),
+        ("transfer_points_whole", ~whole[order], shown[order]),
+        ("transfer_type_known", _not_in(text_column(t, "type"), TRANSFER_TYPES), shown),
+        ("transfer_target_id_present", text_column(t, "target_id") == "", shown),
+        ("transfer_wallet_type_code_present", text_column(t, "wallet_type_code") == "", shown),
+    ])
 
 
 def opening_check(opening: OpeningParse | None, all_lots: pd.DataFrame, unmatched: pd.DataFrame) -> pd.DataFrame:

@@ -30,6 +30,10 @@ def test_gate_case(case, tmp_path):
                     for o in report.outcomes if not o.success)
     assert report.passed is case["passed"]
     assert failed == sorted(case["failed"])
+    # A check table (one row per rule): which rules failed, and the ids the page shows for each.
+    failed_checks = {f"{o.table}.{o.kwargs['row_condition']['parameter']}": o.examples
+                     for o in report.outcomes if not o.success and "row_condition" in o.kwargs}
+    assert failed_checks == case.get("failed_checks", {})
     # One self-contained page per stage: every expectation has its anchored row, failures are linked.
     assert [p.name for p in (tmp_path / "docs").rglob("*") if p.is_file()] == ["index.html"]
     assert report.docs_index == str(tmp_path / "docs" / "index.html")
@@ -121,3 +125,37 @@ def test_compound_examples_are_masked_column_by_column(tmp_path):
     report = gates.run_gate("members", {"members": frame}, suites_dir=suite.parent, docs_dir=tmp_path / "docs")
     assert report.outcomes[0].examples[0] == {"email": "j***@example.com", "center": "C1"}
     assert "jean@example.com" not in (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_check_table_is_reported_in_the_rows_it_checked_with_the_failing_ids(tmp_path):
+    rule = {"type": "comparison", "column": {"name": "check"}, "operator": "==", "parameter": "lot_not_below_zero"}
+    suite = _suite(tmp_path, [
+        {"type": "expect_column_values_to_be_between", "severity": "critical", "meta": {"description": "d"},
+         "kwargs": {"column": "failing", "min_value": 0, "max_value": 0, "row_condition": rule}},
+        {"type": "expect_column_values_to_be_between", "severity": "critical",
+         "kwargs": {"column": "failing", "min_value": 0, "max_value": 0,
+                    "row_condition": {**rule, "parameter": "lot_status_known"}}},
+    ], name="transfers.lots")
+    frame = pd.DataFrame({"check": ["lot_not_below_zero", "lot_status_known"], "rows": [6_400_000, 6_400_000],
+                          "failing": [3, 0], "examples": ["gp-7, gp-9, line:12", ""]})
+    report = gates.run_gate("transfers", {"lots": frame}, suites_dir=suite.parent, docs_dir=tmp_path / "docs")
+    below, status = report.outcomes
+    assert (below.success, below.element_count, below.unexpected_count) == (False, 6_400_000, 3)
+    assert below.examples == ["gp-7", "gp-9", "line:12"]
+    assert (status.success, status.element_count, status.unexpected_count, status.examples) == (True, 6_400_000, 0, [])
+    with pytest.raises(GateFailed, match="3 unexpected"):
+        report.raise_if_failed()
+    page = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+    assert "<code>line:12</code>" in page and "6,400,000" in page
+    assert "<code>check == &quot;lot_not_below_zero&quot;</code>" in page
+
+
+def test_a_check_table_takes_only_the_check_equals_rule_condition(tmp_path):
+    suite = _suite(tmp_path, [{"type": "expect_column_values_to_be_between", "severity": "critical",
+                               "kwargs": {"column": "failing", "min_value": 0, "max_value": 0,
+                                          "row_condition": {"type": "comparison", "column": {"name": "rows"},
+                                                            "operator": ">", "parameter": 0}}}],
+                   name="transfers.lots")
+    frame = pd.DataFrame({"check": ["r"], "rows": [1], "failing": [1], "examples": ["x"]})
+    with pytest.raises(ConfigError, match="check == <rule>"):
+        gates.run_gate("transfers", {"lots": frame}, suites_dir=suite.parent)

@@ -127,12 +127,9 @@ class StagingStore:
         """Hidden tables ``stage`` fills frame by frame before its gate has run, published by
         :meth:`commit_stage` (``pending=``) or dropped by :meth:`PendingTables.discard`. Tables a
         crashed run of ``stage`` left behind are dropped first."""
-        leftovers = [t for t in self.db.table_names() if t.startswith(f"{PENDING_PREFIX}{stage}_")]
-        if leftovers:
-            with self.db.atomic():
-                for t in leftovers:
-                    self.db.execute(f"DROP TABLE IF EXISTS [{t}]")
-        return PendingTables(self, stage)
+        pending = PendingTables(self, stage)
+        pending.discard()
+        return pending
 
     def _replace_table(self, name: str, frame: pd.DataFrame) -> None:
         if name.startswith("_"):
@@ -286,7 +283,7 @@ class PendingTables:
                                stage=self.stage, file=self.store.path) from exc
         if create:
             self._columns[name] = declared
-        self._rows[name] = self._rows.get(name, 0) + len(frame.index) * (not frame.empty)
+        self._rows[name] = self._rows.get(name, 0) + (0 if frame.empty else len(frame))
 
     def _mismatch(self, name: str, declared: dict[str, type]) -> LoyaltyError:
         have = self._columns[name]
@@ -299,13 +296,16 @@ class PendingTables:
         return LoyaltyError(f"pending table {name!r}: a frame with {what}", stage=self.stage, file=self.store.path)
 
     def discard(self) -> None:
-        """Drop every pending table of this stage: the database is as it was before ``pending``."""
-        names = [self.hidden_name(n) for n in self._columns]
+        """Drop every pending table of this stage (a crashed run's too): the database is as it was
+        before the stage began writing them."""
         self._columns.clear()
         self._rows.clear()
-        with self.store.db.atomic():
-            for hidden in names:
-                self.store.db.execute(f"DROP TABLE IF EXISTS [{hidden}]")
+        db = self.store.db
+        hidden = [t for t in db.table_names() if t.startswith(self.hidden_name(""))]
+        if hidden:
+            with db.atomic():
+                for t in hidden:
+                    db.execute(f"DROP TABLE IF EXISTS [{t}]")
 
     def published(self) -> None:
         """Forget the tables :meth:`StagingStore.commit_stage` has just renamed into place."""

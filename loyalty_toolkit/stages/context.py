@@ -24,7 +24,7 @@ from loyalty_toolkit import gates
 from loyalty_toolkit.config import Config, load_config
 from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.model import REJECT_COLUMNS, STAGE_NAMES, expectations_dir, notebook_name
-from loyalty_toolkit.store import StagingStore
+from loyalty_toolkit.store import PendingTables, StagingStore
 
 INPUTS_FILE = "inputs/inputs.json"
 
@@ -149,8 +149,9 @@ class StageContext:
                               parameters=parameters, show_pii=self.show_pii)
 
     def finish(self, gate: gates.GateReport, figures: StageFigures, tables: dict[str, pd.DataFrame],
-               parameters: dict[str, Any] | None = None) -> None:
-        """Record the stage's figures, then commit its tables, or raise GateFailed (nothing committed)."""
+               parameters: dict[str, Any] | None = None, pending: PendingTables | None = None) -> None:
+        """Record the stage's figures, then commit its tables and publish its ``pending`` ones
+        (written during the stage), or drop those and raise GateFailed (nothing committed)."""
         record = {
             "name": self.stage, "status": "passed" if gate.passed else "failed",
             "rows_in": figures.rows_in, "rows_out": figures.rows_out, "rows_rejected": figures.rows_rejected,
@@ -163,12 +164,14 @@ class StageContext:
         out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2, default=str, sort_keys=True), encoding="utf-8")
+        if pending is not None and not gate.passed:
+            pending.discard()
         gate.raise_if_failed()
         params = json.dumps({"config": self.config.fingerprint(), **(parameters or {})}, sort_keys=True)
         self.store.commit_stage(self.stage, tables, inputs_fingerprint=self.inputs_fingerprint(),
                                 parameters_fingerprint=hashlib.sha256(params.encode()).hexdigest(),
                                 details={"rows_in": figures.rows_in, "rows_out": figures.rows_out,
-                                         "rows_rejected": figures.rows_rejected})
+                                         "rows_rejected": figures.rows_rejected}, pending=pending)
         self._publish_outputs()
 
 

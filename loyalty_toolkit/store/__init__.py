@@ -4,6 +4,6 @@
 rehearsal of the target platform's member store (``RUN_DIR/rehearsal/target.db``).
 """
 
-from loyalty_toolkit.store.staging import STAGES_TABLE, StagingStore, stored_decimal
+from loyalty_toolkit.store.staging import STAGES_TABLE, PendingTables, StagingStore, stored_decimal
 
-__all__ = ["STAGES_TABLE", "StagingStore", "stored_decimal"]
+__all__ = ["STAGES_TABLE", "PendingTables", "StagingStore", "stored_decimal"]

@@ -20,8 +20,13 @@ import pandas as pd
 import sqlite_utils
 
 from loyalty_toolkit.errors import LoyaltyError
+from loyalty_toolkit.store.bulk import column_values as _column_values
+from loyalty_toolkit.store.bulk import insert_columns
+from loyalty_toolkit.store.bulk import sql_type as _sql_type
 
 STAGES_TABLE = "_stages"
+_SQL_NAMES = {int: "INTEGER", float: "REAL", str: "TEXT"}
+PENDING_PREFIX = "_pending_"  # + "<stage>_<table>": a table a stage writes before its gate has run
 _INSERT_ROWS = 200_000  # rows converted to Python values and inserted at a time
 
 
@@ -31,24 +36,8 @@ def _bytes_hex(v: Any) -> Any:
     raise TypeError(f"cannot serialise {type(v).__name__}")
 
 
-def _cell(v: Any) -> Any:
-    """SQLite-safe value: Decimals as exact text (never float), NaN/NA as NULL."""
-    if isinstance(v, Decimal):
-        return str(v)
-    if v is None:
-        return None
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(v, "item"):  # numpy scalar
-        return v.item()
-    return v
-
-
 def stored_decimal(value: Any) -> Decimal:
-    """An amount read back from the database (exact text as ``_cell`` wrote it, or an int) as a
+    """An amount read back from the database (exact text as ``bulk.cell`` wrote it, or an int) as a
     Decimal; NULL and empty are 0. Text that is not a number is a ValueError naming it."""
     if value is None or value == "" or (isinstance(value, float) and value != value):
         return Decimal(0)
@@ -58,29 +47,8 @@ def stored_decimal(value: Any) -> Decimal:
         raise ValueError(f"not an exact amount in the staging database: {value!r}") from None
 
 
-def _column_values(series: pd.Series) -> list[Any]:
-    """A column as SQLite-bindable Python values: exact text for Decimals, None for missing."""
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_integer_dtype(series):
-        if series.isna().any():
-            return [None if pd.isna(v) else int(v) for v in series.tolist()]
-        return [int(v) for v in series.tolist()]
-    if pd.api.types.is_float_dtype(series):
-        return [None if v != v else v for v in series.tolist()]
-    values = series.tolist()
-    sample = next((v for v in values if v is not None), None)
-    if isinstance(sample, str) and not series.isna().any():
-        return values
-    return [_cell(v) for v in values]
-
-
-def _sql_type(series: pd.Series) -> type:
-    if pd.api.types.is_bool_dtype(series):
-        return int
-    if pd.api.types.is_integer_dtype(series):
-        return int
-    if pd.api.types.is_float_dtype(series):
-        return float
-    return str
+def _declared_columns(frame: pd.DataFrame) -> dict[str, type]:
+    return {str(c): _sql_type(frame[c]) for c in frame.columns}
 
 
 class StagingStore:
@@ -116,41 +84,74 @@ class StagingStore:
     # -- writing -------------------------------------------------------------------------------
 
     def commit_stage(self, stage: str, tables: dict[str, pd.DataFrame], *, inputs_fingerprint: str,
-                     parameters_fingerprint: str, details: dict[str, Any] | None = None) -> None:
-        """Replace ``tables`` and record ``stage`` as completed, all in one transaction."""
+                     parameters_fingerprint: str, details: dict[str, Any] | None = None,
+                     pending: PendingTables | None = None) -> None:
+        """Replace ``tables``, publish the ``pending`` tables (written slice by slice during the
+        stage) and record ``stage`` as completed, all in one transaction. The pending tables are
+        gone afterwards either way: published, or dropped if the commit failed."""
+        published = pending.tables() if pending is not None else {}
+        if pending is not None and pending.stage != stage:
+            raise LoyaltyError(f"pending tables of stage {pending.stage!r} cannot be committed by stage {stage!r}",
+                               file=self.path)
+        both = sorted(set(tables) & set(published))
+        if both:
+            raise LoyaltyError(f"table {both[0]!r} is both written whole and pending", stage=stage, file=self.path)
         try:
             with self.db.atomic():
                 for name, frame in tables.items():
                     self._replace_table(name, frame)
+                for name, hidden in published.items():
+                    # the table _replace_table would have made, renamed into place: same declared
+                    # columns, same rows in the same rowid order
+                    self.db.execute(f"DROP TABLE IF EXISTS [{name}]")
+                    self.db.execute(f"ALTER TABLE [{hidden}] RENAME TO [{name}]")
                 self.db[STAGES_TABLE].upsert(
                     {"stage": stage, "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
                      "inputs_fingerprint": inputs_fingerprint, "parameters_fingerprint": parameters_fingerprint,
-                     "tables": json.dumps(sorted(tables)), "details": json.dumps(details or {}, sort_keys=True)},
+                     "tables": json.dumps(sorted({*tables, *published})),
+                     "details": json.dumps(details or {}, sort_keys=True)},
                     pk="stage",
                 )
         except LoyaltyError:
+            if pending is not None:
+                pending.discard()
             raise
         except Exception as exc:  # sqlite errors become one line naming the stage and the database
+            if pending is not None:
+                pending.discard()
             raise LoyaltyError(f"could not write the staging database: {exc}", stage=stage, file=self.path) from exc
+        if pending is not None:
+            pending.published()
+
+    def pending(self, stage: str) -> PendingTables:
+        """Hidden tables ``stage`` fills frame by frame before its gate has run, published by
+        :meth:`commit_stage` (``pending=``) or dropped by :meth:`PendingTables.discard`. Tables a
+        crashed run of ``stage`` left behind are dropped first."""
+        pending = PendingTables(self, stage)
+        pending.discard()
+        return pending
 
     def _replace_table(self, name: str, frame: pd.DataFrame) -> None:
         if name.startswith("_"):
             raise LoyaltyError(f"table name {name!r} is reserved", file=self.path)
         self.db.execute(f"DROP TABLE IF EXISTS [{name}]")
-        columns = {str(c): _sql_type(frame[c]) for c in frame.columns}
-        if not columns:
-            columns = {"_empty": str}
-        self.db[name].create(columns)
+        self._create_table(name, frame)
+        self._insert_frame(name, frame)
+
+    def _create_table(self, name: str, frame: pd.DataFrame) -> None:
+        columns = _declared_columns(frame)
+        self.db[name].create(columns if columns else {"_empty": str})
+
+    def _insert_frame(self, name: str, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
         cols = [str(c) for c in frame.columns]
-        sql = f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
-        # executemany over plain tuples, converted column by column: sqlite-utils' insert_all and a
-        # per-cell conversion are each several times slower at a million rows. A slice of rows at a
-        # time: a table of millions of rows as Python lists, all columns at once, costs gigabytes.
+        # Converted column by column (sqlite-utils' insert_all and a per-cell conversion are each
+        # several times slower at a million rows), a slice of rows at a time: a table of millions
+        # of rows as Python lists, all columns at once, costs gigabytes.
         for start in range(0, len(frame), _INSERT_ROWS):
             part = frame.iloc[start:start + _INSERT_ROWS]
-            self.db.conn.executemany(sql, zip(*(_column_values(part[c]) for c in part.columns)))
+            insert_columns(self.db.conn, name, cols, [_column_values(part[c]) for c in part.columns])
 
     def drop_stages(self, stages: list[str]) -> None:
         """Drop the tables ``stages`` committed and their ledger rows: a replay starts from the
@@ -233,3 +234,80 @@ class StagingStore:
             h.update(r.encode())
             h.update(b"\n")
         return h.hexdigest()
+
+
+class PendingTables:
+    """Tables of one stage written before its gate has run (:meth:`StagingStore.pending`): each
+    ``append`` inserts a frame into a hidden table ``_pending_<stage>_<name>`` and commits, so a
+    stage can write member slice after member slice without holding them; the published table is
+    the one ``_replace_table`` would write from the frames concatenated in order."""
+
+    def __init__(self, store: StagingStore, stage: str) -> None:
+        self.store = store
+        self.stage = stage
+        self._columns: dict[str, dict[str, type]] = {}  # name -> declared columns
+        self._rows: dict[str, int] = {}
+
+    def hidden_name(self, name: str) -> str:
+        return f"{PENDING_PREFIX}{self.stage}_{name}"
+
+    def tables(self) -> dict[str, str]:
+        """Published name -> hidden table, in the order they were first appended to."""
+        return {name: self.hidden_name(name) for name in self._columns}
+
+    def append(self, name: str, frame: pd.DataFrame) -> None:
+        """Add ``frame``'s rows to pending table ``name``. The first frame with rows fixes the
+        declared column types (empty frames add nothing and fix nothing but the columns); every
+        frame must have the same columns, in the same order, and frames with rows the same types."""
+        if name.startswith("_"):
+            raise LoyaltyError(f"table name {name!r} is reserved", file=self.store.path)
+        hidden = self.hidden_name(name)
+        declared = _declared_columns(frame)
+        known = self._columns.get(name)
+        if known is not None and (list(declared) != list(known)
+                                  or (self._rows[name] and not frame.empty and declared != known)):
+            raise self._mismatch(name, declared)
+        # (re)created until a frame with rows has fixed the types
+        create = known is None or (not self._rows[name] and not frame.empty and declared != known)
+        db = self.store.db
+        try:
+            with db.atomic():
+                if create:
+                    db.execute(f"DROP TABLE IF EXISTS [{hidden}]")
+                    self.store._create_table(hidden, frame)
+                self.store._insert_frame(hidden, frame)
+        except LoyaltyError:
+            raise
+        except Exception as exc:
+            raise LoyaltyError(f"could not write pending table {name!r} to the staging database: {exc}",
+                               stage=self.stage, file=self.store.path) from exc
+        if create:
+            self._columns[name] = declared
+        self._rows[name] = self._rows.get(name, 0) + (0 if frame.empty else len(frame))
+
+    def _mismatch(self, name: str, declared: dict[str, type]) -> LoyaltyError:
+        have = self._columns[name]
+        if list(declared) != list(have):
+            what = f"columns {list(declared)} where earlier frames had {list(have)}"
+        else:
+            col = next(c for c in have if declared[c] is not have[c])
+            what = (f"column {col!r} would be {_SQL_NAMES[declared[col]]} where earlier frames made it "
+                    f"{_SQL_NAMES[have[col]]}")
+        return LoyaltyError(f"pending table {name!r}: a frame with {what}", stage=self.stage, file=self.store.path)
+
+    def discard(self) -> None:
+        """Drop every pending table of this stage (a crashed run's too): the database is as it was
+        before the stage began writing them."""
+        self._columns.clear()
+        self._rows.clear()
+        db = self.store.db
+        hidden = [t for t in db.table_names() if t.startswith(self.hidden_name(""))]
+        if hidden:
+            with db.atomic():
+                for t in hidden:
+                    db.execute(f"DROP TABLE IF EXISTS [{t}]")
+
+    def published(self) -> None:
+        """Forget the tables :meth:`StagingStore.commit_stage` has just renamed into place."""
+        self._columns.clear()
+        self._rows.clear()

@@ -6,9 +6,11 @@ import hashlib
 import json
 
 import pandas as pd
+import pytest
 
 from loyalty_toolkit.config import load_config
-from loyalty_toolkit.gates import GateReport
+from loyalty_toolkit.errors import GateFailed
+from loyalty_toolkit.gates import GateReport, Outcome
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 
 
@@ -35,4 +37,37 @@ def test_finish_records_published_outputs_rejects_and_late_inputs(tmp_path, smal
     for rel, sha in outputs.items():  # recorded under the published path, with the published bytes
         assert (rd / rel).is_file() and _sha(rd / rel) == sha
     assert not (rd / ".pending" / "mapping").exists()
+    ctx.store.close()
+
+
+def _context(tmp_path, small_program) -> StageContext:
+    rd = tmp_path / "run"
+    (rd / "inputs").mkdir(parents=True)
+    (rd / "inputs" / "inputs.json").write_text("{}", encoding="utf-8")
+    return StageContext(stage="transfers", config=load_config(small_program), run_dir=rd)
+
+
+def test_finish_publishes_the_pending_tables_with_the_stage(tmp_path, small_program):
+    ctx = _context(tmp_path, small_program)
+    pending = ctx.store.pending("transfers")
+    pending.append("lots", pd.DataFrame({"lot": ["L1", "L2"]}))
+    pending.append("lots", pd.DataFrame({"lot": ["L3"]}))
+    ctx.finish(GateReport(stage="transfers", outcomes=[]), StageFigures(3, 3, 0), {"totals": pd.DataFrame({"n": [3]})},
+               pending=pending)
+    assert ctx.store.read_table("lots")["lot"].tolist() == ["L1", "L2", "L3"]
+    assert json.loads(ctx.store.completed_stages()["transfers"]["tables"]) == ["lots", "totals"]
+    ctx.store.close()
+
+
+def test_a_failed_gate_drops_the_pending_tables(tmp_path, small_program):
+    ctx = _context(tmp_path, small_program)
+    before = ctx.store.digests()
+    pending = ctx.store.pending("transfers")
+    pending.append("lots", pd.DataFrame({"lot": ["L1"]}))
+    failed = GateReport(stage="transfers", outcomes=[Outcome(table="lots", expectation="expect_x", column="lot",
+                                                             success=False, critical=True, unexpected_count=1)])
+    with pytest.raises(GateFailed):
+        ctx.finish(failed, StageFigures(1, 1, 0), {"totals": pd.DataFrame({"n": [1]})}, pending=pending)
+    assert ctx.store.digests() == before  # no pending table left behind, nothing committed
+    assert json.loads((ctx.run_dir / "stages" / "03_transfers.json").read_text())["status"] == "failed"
     ctx.store.close()

@@ -44,7 +44,6 @@ from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
 from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.reconcile import Reconciliation
-from loyalty_toolkit.stages.transfers_slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
     OPENING_CENTER,
@@ -72,9 +71,12 @@ from loyalty_toolkit.stages.transfers_outputs import (
     stale_files,
     write_haravan_file,
 )
+from loyalty_toolkit.stages.transfers_slices import SLICE_ENTRIES, SliceTotals, plan_slices
+from loyalty_toolkit.store import PendingTables
 
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
 LOT_TIME_TWINS = ("expires_at_us", "unlock_at_us", "action_at_us")
+STORED_LOT_COLUMNS = [c for c in OPENING_LOT_COLUMNS if c not in LOT_TIME_TWINS]
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
 
@@ -85,7 +87,7 @@ class TransfersOutcome:
     slices: SliceTotals  # what the member slices left: sums and the notebook's aggregates
     o_lots: pd.DataFrame  # the opening-balance lots of mapped members (OPENING_LOT_COLUMNS)
     result: TransferResult  # every slice's; ``transfers`` holds only the first few rows (the rest are written)
-    written: dict[str, list[pd.DataFrame]]  # per staging table, the slices' rows
+    pending: PendingTables  # the slices' lots, lot_allocations and unit_transfers, published by commit
     checks: dict[str, list[pd.DataFrame]]  # per gate table, the slices' rows
     entries: pd.DataFrame  # the ledger entries (engine columns): member_lots rebuilds one member
     id_map: pd.DataFrame
@@ -294,7 +296,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
     totals = SliceTotals(cutover=cutover, timezone=src.timezone)
     residue_total = Decimal(0)
-    written: dict[str, list[pd.DataFrame]] = {"lots": [], "lot_allocations": [], "unit_transfers": []}
+    pending = ctx.store.pending(ctx.stage)  # the slices' lots, allocations and transfers, published by commit
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
     transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
     try:
@@ -310,12 +312,16 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
             transfer_files.write(result.transfers)
             checks["lots"].append(lots_check(all_lots))
             checks["transfers"].append(transfers_check(result.transfers))
-            written["lots"].append(all_lots.drop(columns=[c for c in LOT_TIME_TWINS if c in all_lots.columns]))
-            written["lot_allocations"].append(lots.allocations)
-            written["unit_transfers"].append(result.transfers)
+            # the lots' *_us time twins are the engine's; the table keeps the ISO text (millions of
+            # rows: three more columns cost the commit time for nothing a reader needs)
+            pending.append("lots", all_lots.reindex(columns=STORED_LOT_COLUMNS).astype(
+                {"source": object, "source_file": object}))  # a slice without opening lots: NULL, as in one table
+            pending.append("lot_allocations", lots.allocations)
+            pending.append("unit_transfers", result.transfers)
             del lots, all_lots, result, o_part
-    except BaseException:  # no half-written file is left pending
+    except BaseException:  # no half-written file or table is left pending
         transfer_files.abort()
+        pending.discard()
         raise
 
     lots = totals.lot_result()
@@ -351,7 +357,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                               frozen["opening_balances"]["rows_kept"], opening_parsed_rows,
                                               len(opening.balances), len(opening.rejects)))
     return TransfersOutcome(
-        lots=lots, slices=totals, o_lots=o_lots, result=result, written=written, checks=checks,
+        lots=lots, slices=totals, o_lots=o_lots, result=result, pending=pending, checks=checks,
         entries=entries, id_map=id_map, opening=opening, unmatched=unmatched, rejects=rejects,
         conservation=pd.DataFrame(conservation, columns=list(CONSERVATION_COLUMNS)),
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
@@ -473,9 +479,8 @@ def gate(ctx: StageContext, outcome: TransfersOutcome):
 
 
 def _store_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
-    r, lr, w = outcome.result, outcome.lots, outcome.written
-    return {"lots": _joined(w["lots"]), "lot_allocations": _joined(w["lot_allocations"]), "lot_balances": lr.balances,
-            "lot_fallbacks": lr.fallbacks, "unit_transfers": _joined(w["unit_transfers"]), "unit_transfers_zero": r.zero,
+    r, lr = outcome.result, outcome.lots
+    return {"lot_balances": lr.balances, "lot_fallbacks": lr.fallbacks, "unit_transfers_zero": r.zero,
             "transfer_rejects": outcome.rejects, "transfer_review": r.review, "transfer_per_member": r.per_member,
             "reconciliation_member": outcome.by_member, "reconciliation_center": outcome.by_center,
             "reconciliation_program": outcome.by_program, "reconciliation_total": outcome.total,
@@ -492,13 +497,9 @@ def commit(ctx: StageContext, outcome: TransfersOutcome, gate_report) -> None:
     Once published, transfer files an earlier run of this stage left in ``output/openloyalty``
     (another format, more parts) or ``output/haravan`` that this run did not write are removed."""
     params = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in outcome.settings.items()}
-    ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params)
+    ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params, pending=outcome.pending)
     for p in stale_files(ctx.run_dir / "output", keep={f.name for f in outcome.files}):
         p.unlink()
-
-
-def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _dec(units: int) -> Decimal:

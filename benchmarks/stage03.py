@@ -27,7 +27,7 @@ from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
 from loyalty_toolkit.stages import context, s03_transfers
 
-STEPS = ("read_ledger", "parse_ledger", "build_lots", "opening_lots", "build_transfers", "write_transfer_files",
+STEPS = ("read_and_parse_ledger", "build_lots", "opening_lots", "build_transfers", "write_transfer_files",
          "write_haravan_file", "reconcile", "reconcile_by", "transfer_side", "roll_forward")
 
 

@@ -27,8 +27,8 @@ from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
 from loyalty_toolkit.stages import context, s03_transfers
 
-STEPS = ("read_ledger", "parse_ledger", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
-         "transfer_side", "lots_check", "write_haravan_file", "Reconciliation")
+STEPS = ("read_and_parse_ledger", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
+         "transfer_side", "lots_check", "transfers_check", "write_haravan_file", "Reconciliation")
 
 
 def prepare(out: Path, members: int, per_member: float) -> tuple[Path, Path]:

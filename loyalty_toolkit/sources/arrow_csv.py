@@ -14,7 +14,7 @@ the header; any record that is not makes pyarrow fail and the strict reader take
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,24 @@ def qualifies(path: Path, codec: str) -> bool:
     return True
 
 
+class Refused(Exception):
+    """pyarrow refused the file part-way through a block read: the caller reads it the strict way."""
+
+
+def _options(delimiter: str, width: int, positions: Mapping[str, int], block_bytes: int) -> tuple[list[str], dict]:
+    """Column names and pyarrow's read/parse/convert options: only the wanted columns, as text."""
+    names = [f"c{i}" for i in range(width)]
+    wanted = sorted(set(positions.values()))
+    return names, {
+        "read_options": pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=block_bytes),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter, quote_char=False, newlines_in_values=False,
+                                            ignore_empty_lines=False),
+        "convert_options": pacsv.ConvertOptions(include_columns=[names[i] for i in wanted],
+                                                column_types={names[i]: pa.string() for i in wanted},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+    }
+
+
 def read_columns(path: Path, delimiter: str, width: int, fields: Sequence[str], positions: Mapping[str, int],
                  shared: Sequence[str] = ()) -> pd.DataFrame | None:
     """The ``fields`` (in that order) as Categoricals of the text as read, plus ``_line``.
@@ -66,26 +84,67 @@ def read_columns(path: Path, delimiter: str, width: int, fields: Sequence[str], 
     :func:`qualifies`.
     """
     pool = pa.default_memory_pool()
-    names = [f"c{i}" for i in range(width)]
-    wanted = sorted(set(positions.values()))
+    names, options = _options(delimiter, width, positions, 1 << 24)
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, newlines_in_values=False,
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(include_columns=[names[i] for i in wanted],
-                                                 column_types={names[i]: pa.string() for i in wanted},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
-            memory_pool=pool,
-        )
+        table = pacsv.read_csv(path, **options, memory_pool=pool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     n = table.num_rows
-    columns = {i: table.column(names[i]).chunks for i in wanted}
+    columns = {i: table.column(names[i]).chunks for i in set(positions.values())}
     del table  # each column's buffers go as soon as it is coded
     if n == 0:
         return None
+    frame = _frame(columns, n, 2, fields, positions, shared, pool)
+    pool.release_unused()  # the pool keeps freed blocks for reuse; the stage needs them more
+    return frame
+
+
+def read_blocks(path: Path, delimiter: str, width: int, fields: Sequence[str], positions: Mapping[str, int],
+                shared: Sequence[str] = (), block_bytes: int = 1 << 26) -> Iterator[pd.DataFrame]:
+    """:func:`read_columns`, one frame per block of about ``block_bytes`` of the file (whole records).
+
+    Each frame has its own categories; ``_line`` runs on across blocks. The file is cut at the
+    last line end of each block read here (pyarrow's own streaming reader reads far ahead of its
+    consumer: hundreds of MB). Raises :class:`Refused` when pyarrow refuses a block (then
+    possibly after earlier blocks were yielded). Call only when :func:`qualifies`.
+    """
+    pool = pa.default_memory_pool()
+    names, options = _options(delimiter, width, positions, 1 << 24)
+    options["read_options"].skip_rows = 0
+    line = 2
+    try:
+        with open(path, "rb") as handle:
+            handle.readline()  # the header (and a BOM), read by the caller
+            carry = b""
+            while True:
+                chunk = handle.read(block_bytes)
+                if not chunk and not carry:
+                    break
+                data = carry + chunk
+                cut = data.rfind(b"\n") + 1 if chunk else len(data)  # at the end: all that is left
+                if cut == 0:
+                    carry = data  # a record longer than a block: read on
+                    continue
+                data, carry = data[:cut], data[cut:]
+                table = pacsv.read_csv(pa.py_buffer(data), **options, memory_pool=pool)
+                del data
+                n = table.num_rows
+                columns = {i: table.column(names[i]).chunks for i in set(positions.values())}
+                del table
+                if n:
+                    yield _frame(columns, n, line, fields, positions, shared, pool)
+                    line += n
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        pool.release_unused()
+    if line == 2:
+        raise Refused("no records")
+
+
+def _frame(columns: dict[int, list], n: int, first_line: int, fields: Sequence[str], positions: Mapping[str, int],
+           shared: Sequence[str], pool) -> pd.DataFrame:
+    """The frame of :func:`read_columns` from each wanted column's arrow chunks (emptied as coded)."""
 
     def encode(chunks: list) -> pd.Categorical:
         # one contiguous array gives one dictionary, where encoding the chunks would leave pyarrow
@@ -112,8 +171,7 @@ def read_columns(path: Path, delimiter: str, width: int, fields: Sequence[str], 
             out[f] = coded[i]
     empty = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
     frame = pd.DataFrame({f: out.get(f, empty) for f in fields}, columns=list(fields), copy=False)
-    frame["_line"] = np.arange(2, n + 2, dtype=np.int64)
-    pool.release_unused()  # the pool keeps freed blocks for reuse; the stage needs them more
+    frame["_line"] = np.arange(first_line, first_line + n, dtype=np.int64)
     return frame
 
 

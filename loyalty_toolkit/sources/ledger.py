@@ -192,6 +192,7 @@ def parse_ledger(
     date_format: str | None = None,
     columns: Mapping[str, str] | None = None,
     entry_columns: Sequence[str] | None = None,
+    check_repeats: bool = True,
 ) -> LedgerParse:
     """Check and type every ledger row of ``frame`` (canonical text columns + ``_line``).
 
@@ -215,6 +216,9 @@ def parse_ledger(
     microsecond columns :data:`ENGINE_TIMES`); the default is ENTRY_COLUMNS. Stage 03 asks for
     :data:`ENGINE_COLUMNS` only: on ten million rows, raw and ISO text and ``Decimal`` objects per
     row cost gigabytes that the lot engine never reads. Checks and rejects are the same either way.
+
+    ``check_repeats=False`` leaves GUESTPOINTSID_DUPLICATE out: for a caller that parses a file
+    block by block and checks repeats across blocks (``ledger_stream``).
     """
     headers = {**LEDGER_COLUMNS, **(columns or {})}
     n = len(frame)
@@ -297,7 +301,7 @@ def parse_ledger(
     candidates = np.flatnonzero((reason == 0) & is_accrual & gp.per_row(gp.values != ""))
     cand_codes = gp.codes[candidates]
     repeat = pd.Series(cand_codes).duplicated(keep="first").to_numpy()
-    if repeat.any():
+    if check_repeats and repeat.any():
         first_line = np.zeros(len(gp.values), dtype=np.int64)
         first_line[cand_codes[~repeat]] = lines[candidates[~repeat]]
         dup = np.zeros(n, dtype=bool)

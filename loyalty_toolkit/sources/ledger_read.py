@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 from array import array
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from operator import itemgetter
 from pathlib import Path
 
@@ -98,11 +98,43 @@ def read_ledger(src: LedgerSource, *, stage: str = STAGE, fields: Collection[str
         return _read_stream(path, fmt.encoding, fmt.delimiter, mapping, required, stage)
 
 
+def read_ledger_blocks(src: LedgerSource, *, stage: str = STAGE, fields: Collection[str] | None = None,
+                       block_bytes: int = 1 << 26, whole_below: int | None = None) -> Iterator[pd.DataFrame] | None:
+    """:func:`read_ledger`'s frame in consecutive blocks of rows (each with its own categories), or None.
+
+    Only a file that ``arrow_csv.qualifies`` and has at least ``whole_below`` bytes (default: as
+    read_ledger's fast path) is read this way, about ``block_bytes`` of it at a time, so the whole file's text is never in memory; None
+    means "use read_ledger". Header problems raise InputError at once; a record pyarrow refuses
+    part-way raises ``arrow_csv.Refused`` from the iterator, and read_ledger then reports it.
+    """
+    path = Path(src.path)
+    required = required_headers(src)
+    mapping = {f: h for f, h in src.column_map().items() if fields is None or f in fields or f in LEDGER_REQUIRED}
+    codec, delimiter = _stream_format(path, src.encoding, src.delimiter, stage)
+    layout = _fast_layout(path, codec, delimiter, mapping, required, stage,
+                          _FAST_BYTES if whole_below is None else whole_below)
+    if layout is None:
+        return None
+    width, positions = layout
+    return arrow_csv.read_blocks(path, delimiter, width, list(mapping), positions, shared=DATE_FIELDS,
+                                 block_bytes=block_bytes)
+
+
 def _read_fast(path: Path, codec: str, delimiter: str, mapping: Mapping[str, str], required: list[str],
                stage: str | None) -> pd.DataFrame | None:
     """The frame through ``arrow_csv`` when the file qualifies and is big enough to be worth it."""
+    layout = _fast_layout(path, codec, delimiter, mapping, required, stage, _FAST_BYTES)
+    if layout is None:
+        return None
+    width, positions = layout
+    return arrow_csv.read_columns(path, delimiter, width, list(mapping), positions, shared=DATE_FIELDS)
+
+
+def _fast_layout(path: Path, codec: str, delimiter: str, mapping: Mapping[str, str], required: list[str],
+                 stage: str | None, min_bytes: int) -> tuple[int, dict[str, int]] | None:
+    """Header width and each mapped field's column when ``arrow_csv`` may read the file, else None."""
     try:
-        if path.stat().st_size < _FAST_BYTES or not arrow_csv.qualifies(path, codec):
+        if path.stat().st_size < min_bytes or not arrow_csv.qualifies(path, codec):
             return None
         with open(path, encoding=codec, newline="") as handle:
             first = handle.readline()
@@ -113,8 +145,7 @@ def _read_fast(path: Path, codec: str, delimiter: str, mapping: Mapping[str, str
         return None  # leading blank lines: the strict reader skips them and counts lines
     names = _check_header(header, 1, required, path, stage)
     index = {name: i for i, name in enumerate(names) if name}
-    positions = {f: index[h.strip()] for f, h in mapping.items() if h.strip() in index}
-    return arrow_csv.read_columns(path, delimiter, len(names), list(mapping), positions, shared=DATE_FIELDS)
+    return len(names), {f: index[h.strip()] for f, h in mapping.items() if h.strip() in index}
 
 
 def _stream_format(path: Path, encoding: str, delimiter: str, stage: str | None) -> tuple[str, str]:

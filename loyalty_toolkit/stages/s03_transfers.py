@@ -33,11 +33,10 @@ from loyalty_toolkit.sources.csvfile import read_table, to_frame
 from loyalty_toolkit.sources.ledger import (
     ENGINE_COLUMNS,
     ENGINE_FIELDS,
-    parse_ledger,
     plain_decimal,
     units_to_decimal,
 )
-from loyalty_toolkit.sources.ledger_read import read_ledger
+from loyalty_toolkit.sources.ledger_stream import read_and_parse_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures
@@ -264,12 +263,11 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     tcfg, cutover = cfg.transfers, cfg.migration.cutover
     frozen = ctx.frozen_inputs()
     src = ctx.source("ledger")
-    frame = read_ledger(src, stage=ctx.stage, fields=ENGINE_FIELDS)
-    ledger_parsed_rows = len(frame)
-    parsed = parse_ledger(frame, source_file=src.path.name, timezone=src.timezone,
-                          date_format=getattr(src, "date_format", None), columns=src.column_map(),
-                          entry_columns=ENGINE_COLUMNS)
-    del frame
+    # block by block: the source text of a 10M-row ledger (~4 GB) is never held whole
+    parsed = read_and_parse_ledger(src, stage=ctx.stage, fields=ENGINE_FIELDS, timezone=src.timezone,
+                                   date_format=getattr(src, "date_format", None), columns=src.column_map(),
+                                   entry_columns=ENGINE_COLUMNS)
+    ledger_parsed_rows = parsed.rows_read
     entries = parsed.entries
     members = ctx.store.read_table("members", columns=["legacy_id", "email_key", "phone"])
     id_map = ctx.store.read_table("member_map", columns=["legacy_id", "target_id"])

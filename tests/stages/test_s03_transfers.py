@@ -223,3 +223,29 @@ def test_written_files_are_recounted_from_disk(tmp_path):
     not_a_list.write_text('{"units": 10}\n', encoding="utf-8")
     with pytest.raises(ValueError):
         list(transfers_outputs.json_list(not_a_list))
+
+
+def test_the_ledger_read_in_small_blocks_gives_the_same_files_and_figures(program, monkeypatch):
+    """Stage 03 reads the ledger block by block (sources/ledger_stream): blocks of 16 KB instead of
+    one whole-file read change no output file, reject or figure."""
+    from loyalty_toolkit.sources import ledger_read, ledger_stream
+
+    def stage_files_and_record():
+        ctx, outcome, report = run_stage(program)
+        s03_transfers.commit(ctx, outcome, report)
+        record = json.loads((program / RUN / "stages" / "03_transfers.json").read_text(encoding="utf-8"))
+        return output_bytes(program / RUN), {k: record[k] for k in ("rows_in", "rows_out", "rows_rejected", "totals")}
+
+    whole = stage_files_and_record()  # the sample ledger is under 1 MiB: read whole
+    blocks = []
+    real = ledger_stream.parse_ledger
+
+    def counting(frame, **kw):
+        blocks.append(len(frame))
+        return real(frame, **kw)
+
+    monkeypatch.setattr(ledger_read, "_FAST_BYTES", 0)
+    monkeypatch.setattr(ledger_stream, "BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(ledger_stream, "parse_ledger", counting)
+    assert stage_files_and_record() == whole
+    assert len(blocks) >= 10

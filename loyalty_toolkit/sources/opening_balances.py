@@ -129,6 +129,19 @@ def points_for(amount: Decimal, rule: OpeningRule) -> tuple[Decimal, int, Decima
     return exact, int(rounded), residue
 
 
+def _points_many(amounts: list[Decimal], rule: OpeningRule) -> list[tuple[Decimal, int, Decimal]]:
+    """:func:`points_for` of each amount, the same arithmetic in one decimal context."""
+    out = []
+    with localcontext() as ctx:
+        for amount in amounts:
+            ctx.prec = PRECISION
+            exact = amount * rule.points / rule.amount
+            ctx.prec = 2 * PRECISION + 20
+            rounded = exact.quantize(Decimal(1), rounding=rule.rounding)
+            out.append((exact, int(rounded), exact - rounded))
+    return out
+
+
 def opening_lot_id(phone_e164: str, email_key: str) -> str:
     """``opening:<16 hex>``: deterministic from the row's identifiers, without personal data."""
     return "opening:" + uuid.uuid5(LOT_NAMESPACE, f"{phone_e164}|{email_key}").hex[:16]
@@ -140,9 +153,10 @@ def opening_lot_ids(phone_e164: list[str], email_key: list[str]) -> np.ndarray:
     if not n:
         return np.zeros(0, dtype=object)
     ns, sha1 = LOT_NAMESPACE.bytes, hashlib.sha1
+    names = (np.asarray(phone_e164, dtype=object) + "|" + np.asarray(email_key, dtype=object)).tolist()
     # the first 8 bytes of the UUID are the digest's, with the version in the high nibble of byte 6
-    head = np.frombuffer(b"".join([sha1(ns + f"{p}|{k}".encode("utf-8")).digest()[:8]
-                                   for p, k in zip(phone_e164, email_key)]), dtype=np.uint8).reshape(n, 8).copy()
+    head = np.frombuffer(b"".join([sha1(ns + name.encode("utf-8")).digest()[:8] for name in names]),
+                         dtype=np.uint8).reshape(n, 8).copy()
     head[:, 6] = (head[:, 6] & 0x0F) | 0x50
     text = head.tobytes().hex()
     return np.asarray(["opening:" + text[i:i + 16] for i in range(0, 16 * n, 16)], dtype=object)
@@ -169,7 +183,9 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
     def text(name: str) -> pd.Series:
         if name not in frame.columns:
             return pd.Series([""] * n, dtype=object)
-        return pd.Series(frame[name].to_numpy(dtype=object, na_value=""), dtype=object).map(str)
+        values = pd.Series(frame[name].to_numpy(dtype=object, na_value=""), dtype=object)
+        # str(v) is v for text: the pass of Python is only for columns holding something else
+        return values if pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty") else values.map(str)
 
     phone_raw, email_raw = text("phone"), text("email")
     phone_stripped, email_stripped = phone_raw.str.strip(), email_raw.str.strip()
@@ -256,7 +272,7 @@ def _balances(kept: np.ndarray, lines: np.ndarray, phone_e164: list[str], phone_
               email_key: list[str], email_norm: pd.Series, email_raw: pd.Series,
               amounts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], opening_raw: pd.Series,
               rule: OpeningRule, start_iso: str, end_iso: str, source_file: str) -> pd.DataFrame:
-    """BALANCE_COLUMNS of the ``kept`` rows; points_for once per distinct opening amount text."""
+    """BALANCE_COLUMNS of the ``kept`` rows; points once per distinct opening amount text."""
     if not len(kept):  # the types an empty from_records gives, as before
         empty = pd.DataFrame.from_records([], columns=list(BALANCE_COLUMNS))
         return empty.astype({"line": "int64", "points": "int64"})
@@ -264,7 +280,7 @@ def _balances(kept: np.ndarray, lines: np.ndarray, phone_e164: list[str], phone_
     opening = amounts["opening_revenue"][0][kept]
     first = np.zeros(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]  # a row of each distinct text
-    parts = [points_for(value, rule) for value in opening[first].tolist()]
+    parts = _points_many(opening[first].tolist(), rule)
     exact = np.asarray([p[0] for p in parts], dtype=object)[codes]
     points = np.asarray([p[1] for p in parts], dtype=object)[codes]
     residue = np.asarray([p[2] for p in parts], dtype=object)[codes]

@@ -169,8 +169,6 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
     joins; only the unmatched rows are visited one by one, for their messages.
     """
     legacy = text_column(id_map, "legacy_id")
-    if pd.Series(legacy, dtype=object).duplicated().any():  # what _id_map checks, without its dict
-        raise ValueError("id_map must hold each legacy_id once")
     m_id, m_phone, m_email = (text_column(members, c) for c in ("legacy_id", "phone", "email_key"))
     b_phone, b_email = text_column(balances, "phone"), text_column(balances, "email_key")
     n = len(balances)
@@ -190,7 +188,13 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
     owner = np.where(at >= 0, held_owner[first[np.maximum(at, 0)]] if len(pairs) else None, np.nan).astype(object)
     mapped_owner = np.zeros(n, dtype=bool)
     single = np.flatnonzero(n_owners == 1)
-    mapped_owner[single] = isin(owner[single], legacy)
+    # one hash pass over the id map and the owners: factorize numbers values by first appearance,
+    # so the ids are unique iff they come out 0, 1, 2 ... and an owner is mapped iff its code is
+    # one of theirs (what _id_map checks and an isin would answer, without its dict)
+    codes, _ = pd.factorize(np.concatenate([legacy, owner[single].astype(object)]))
+    if not np.array_equal(codes[:len(legacy)], np.arange(len(legacy))):
+        raise ValueError("id_map must hold each legacy_id once")
+    mapped_owner[single] = codes[len(legacy):] < len(legacy)
     ok = np.flatnonzero(mapped_owner)
 
     def raw(column: str, rows: np.ndarray) -> list:

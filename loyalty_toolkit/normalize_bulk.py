@@ -72,8 +72,9 @@ def fast_emails(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     parts = parts.filter(parts.is_valid())
     local, domain = parts.field("local"), pc.ascii_lower(parts.field("domain"))
     normalized = pc.binary_join_element_wise(local, domain, "@")
-    ok = pc.and_(pc.and_(pc.less_equal(pc.utf8_length(local), 64), pc.less_equal(pc.utf8_length(normalized), 254)),
-                 pc.and_(pc.invert(pc.match_substring(domain, "_")), pc.match_substring_regex(normalized, _ASCII_EMAIL)))
+    short_enough = pc.and_(pc.less_equal(pc.utf8_length(local), 64), pc.less_equal(pc.utf8_length(normalized), 254))
+    ok = pc.and_(short_enough, pc.and_(pc.invert(pc.match_substring(domain, "_")),
+                                       pc.match_substring_regex(normalized, _ASCII_EMAIL)))
     email[rows] = normalized.to_numpy(zero_copy_only=False)
     key[rows] = pc.binary_join_element_wise(pc.ascii_lower(local), domain, "@").to_numpy(zero_copy_only=False)
     valid[rows] = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)

@@ -233,7 +233,7 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
 
     # duplicates among rows that passed every other check: all of them go
     kept = np.flatnonzero(clean)
-    keys = pd.Series(phones["phone"].to_numpy(dtype=object)[kept] + "|" + emails["email_key"].to_numpy(dtype=object)[kept],
+    keys = pd.Series(np.asarray(phone_e164, dtype=object)[kept] + "|" + np.asarray(email_key, dtype=object)[kept],
                      dtype=object)
     dup = keys.duplicated(keep=False).to_numpy()
     if dup.any():
@@ -297,7 +297,8 @@ def _balances(kept: np.ndarray, lines: np.ndarray, phone_e164: list[str], phone_
     balances = pd.DataFrame({
         "line": pd.Series(lines[kept], dtype="int64"), "phone": strs(phone),
         "phone_raw": strs(phone_raw.to_numpy(dtype=object)[kept]), "email_key": strs(key),
-        "email": strs(email_norm.to_numpy(dtype=object)[kept]), "email_raw": strs(email_raw.to_numpy(dtype=object)[kept]),
+        "email": strs(email_norm.to_numpy(dtype=object)[kept]),
+        "email_raw": strs(email_raw.to_numpy(dtype=object)[kept]),
         "opening_revenue": objs(opening), "accumulated_revenue": objs(amounts["accumulated_revenue"][0][kept]),
         "points_exact": objs(exact), "points": pd.Series(points.astype(np.int64), dtype="int64"),
         "residue": objs(residue), "lot_id": strs(opening_lot_ids(phone.tolist(), key.tolist())),

@@ -214,7 +214,8 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
     pts = units_to_decimal(units)
     k, start = len(ok), values("effective_start")
     data = {"lot_id": values("lot_id"), "user_id": owner[ok], "accrued": pts,
-            "consumed": np.full(k, Decimal(0), dtype=object), "remaining": pts, "status": np.full(k, OPEN, dtype=object),
+            "consumed": np.full(k, Decimal(0), dtype=object), "remaining": pts,
+            "status": np.full(k, OPEN, dtype=object),
             "expires_at_utc": values("effective_end"), "unlock_at_utc": start, "program": values("action_name"),
             "center": np.full(k, OPENING_CENTER, dtype=object), "line": values("line").astype(np.int64),
             "action_at_utc": start, "accrued_units": units, "consumed_units": np.zeros(k, dtype=np.int64),

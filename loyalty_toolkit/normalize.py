@@ -2,7 +2,8 @@
 
 Each scalar function has a vectorised sibling for a pandas Series. The vectorised versions compute
 every distinct value once (legacy columns repeat a lot), so a million rows cost one pass of Python
-over the distinct values plus pandas' hashing.
+over the distinct values plus pandas' hashing; phones and emails in their common shapes skip even
+that (``normalize_bulk``: whole arrays at once, the same answers).
 
 Rules follow docs/ledger_domain.md sections 4-5: keep the original, match on a normalised key,
 store phones as E.164 without storing their validity, parse numbers from text straight to Decimal.
@@ -23,7 +24,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import phonenumbers
-from phonenumbers import PhoneMetadata, PhoneNumber, ValidationResult
+from phonenumbers import PhoneMetadata
+
+from loyalty_toolkit.normalize_bulk import _POSSIBLE, _SHORT, _length_result, _meta, _regex, fast_emails, fast_phones
 
 # ---------------------------------------------------------------- helpers
 
@@ -116,9 +119,18 @@ def email_problem(value: Any) -> str | None:
 
 
 def normalize_emails(series: pd.Series) -> pd.DataFrame:
-    """Vectorised :func:`normalize_email`: columns ``email``, ``email_key``, ``email_valid``."""
-    email, key, valid = _per_distinct(series, _email_parts, (object, object, bool))
-    return _frame(series, {"email": email, "email_key": key, "email_valid": valid})
+    """Vectorised :func:`normalize_email`: columns ``email``, ``email_key``, ``email_valid``.
+
+    Each distinct value once; printable ASCII values in bulk (``normalize_bulk.fast_emails``), the rest one
+    by one through :func:`_email_parts`.
+    """
+    values = pd.Series(series, copy=False).to_numpy(dtype=object, na_value="")
+    codes, uniques = pd.factorize(values)
+    texts = [u if type(u) is str else _text(u) for u in uniques]
+    email, key, valid, known = fast_emails(texts)
+    for i in np.flatnonzero(~known).tolist():
+        email[i], key[i], valid[i] = _email_parts(texts[i])
+    return _frame(series, {"email": email[codes], "email_key": key[codes], "email_valid": valid[codes]})
 
 
 # ---------------------------------------------------------------- phone
@@ -127,8 +139,7 @@ _PHONE_SEPARATORS = re.compile(r"[\s.\-()\u00a0\u202f]")
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{7,14}")  # ASCII digits only: parse folds other digits itself
 _NATIONAL_SHAPE = re.compile(r"[0-9]{2,17}")
 _LETTERS = re.compile(r"[A-Za-z]")
-_POSSIBLE = (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
-_SHORT = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH)
+
 
 
 @dataclass(frozen=True)
@@ -138,26 +149,6 @@ class PhoneNorm:
     original: str
     e164: str
     valid: bool
-
-
-@lru_cache(maxsize=None)
-def _meta(cc: int) -> PhoneMetadata | None:
-    """Metadata of the main region of a calling code (what parse uses); None for non-geographic codes."""
-    region = phonenumbers.region_code_for_country_code(cc)
-    if region in ("ZZ", "001"):
-        return None
-    return PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
-
-
-@lru_cache(maxsize=None)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@lru_cache(maxsize=None)
-def _length_result(cc: int, length: int) -> ValidationResult:
-    """libphonenumber's possibility check depends only on the calling code and the NSN length."""
-    return phonenumbers.is_possible_number_with_reason(PhoneNumber(country_code=cc, national_number=int("1" * length)))
 
 
 def _fast_phone(cleaned: str, region: str) -> tuple[int, str] | None:
@@ -245,12 +236,19 @@ def phone_problem(value: Any, region: str) -> str | None:
 
 
 def normalize_phones(series: pd.Series, region: str) -> pd.DataFrame:
-    """Vectorised :func:`normalize_phone`: columns ``phone`` (E.164 or '') and ``phone_valid``."""
-    def one(text: str) -> tuple[str, bool]:
-        n = normalize_phone(text, region)
-        return n.e164, n.valid
-    phone, valid = _per_distinct(series, one, (object, bool))
-    return _frame(series, {"phone": phone, "phone_valid": valid})
+    """Vectorised :func:`normalize_phone`: columns ``phone`` (E.164 or '') and ``phone_valid``.
+
+    Each distinct value once; the well-formed ASCII shapes in bulk (``normalize_bulk.fast_phones``), the
+    rest one by one through :func:`normalize_phone`.
+    """
+    values = pd.Series(series, copy=False).to_numpy(dtype=object, na_value="")
+    codes, uniques = pd.factorize(values)
+    texts = [u if type(u) is str else _text(u) for u in uniques]
+    phone, valid, known = fast_phones(texts, region)
+    for i in np.flatnonzero(~known).tolist():
+        n = normalize_phone(texts[i], region)
+        phone[i], valid[i] = n.e164, n.valid
+    return _frame(series, {"phone": phone[codes], "phone_valid": valid[codes]})
 
 
 # ---------------------------------------------------------------- dates and times

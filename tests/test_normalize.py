@@ -306,3 +306,58 @@ def test_vectorised_email_always_matches_scalar(values):
     out = normalize_emails(pd.Series(values, dtype=object))
     expected = [(n.normalized, n.key, n.valid) for n in map(normalize_email, values)]
     assert [(e, k, bool(v)) for e, k, v in out.itertuples(index=False)] == expected
+
+
+# ------------------------------------------------------------------ bulk paths (pyarrow) = scalar
+
+_BULK_REGIONS = ["FR", "VN", "US", "GB", "DE", "IT", "BR", "AR", "MX", "RU", "KZ", "IN", "AU", "ZZ"]
+
+
+def test_bulk_phones_match_scalar_on_random_numbers():
+    """normalize_phones decides the well-formed shapes in bulk (_fast_phones): on random numbers
+    with separators, IDD and national prefixes it gives what normalize_phone gives, per region."""
+    rnd = random.Random(20261122)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    values = []
+    for _ in range(6_000):
+        digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(1, 16)))
+        text = rnd.choice([f"+{rnd.choice(codes)}{digits}", f"00{rnd.choice(codes)}{digits}", f"0{digits}",
+                           f"011{rnd.choice(codes)}{digits}", f"33{digits}", digits, f"+{digits}", f"000{digits}"])
+        if rnd.random() < 0.4:
+            sep = rnd.choice([" ", ".", "-", " - "])
+            text = sep.join(text[i:i + 2] for i in range(0, len(text), 2))
+        if rnd.random() < 0.1:
+            text = rnd.choice(["(0)", " ", "x", "\u00a0"]) + text
+        values.append(text)
+    for region in _BULK_REGIONS:
+        out = normalize_phones(pd.Series(values, dtype=object), region)
+        got = list(zip(out["phone"].tolist(), out["phone_valid"].tolist()))
+        want = [(n.e164, n.valid) for n in (normalize_phone(v, region) for v in values)]
+        assert [(v, g, w) for v, g, w in zip(values, got, want) if g != w] == [], region
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789+ .()-\u00a0٣x", max_size=18), max_size=25),
+       st.sampled_from(_BULK_REGIONS))
+def test_bulk_phones_always_match_scalar(values, region):
+    out = normalize_phones(pd.Series(values, dtype=object), region)
+    want = [(n.e164, n.valid) for n in (normalize_phone(v, region) for v in values)]
+    assert list(zip(out["phone"].tolist(), out["phone_valid"].tolist())) == want
+
+
+_EMAIL_PARTS = st.sampled_from(["ann", "Ann", "a.b", "a..b", ".a", "o'n", "x_y", '"q"', "A+tag", "é", "a b", ""])
+_DOMAINS = st.sampled_from(["example.com", "EXAMPLE.Com", "ex_a.com", "xn--p1ai.xn--p1ai", "a-.com", "-a.com",
+                            "a.c", "a.co1", "localhost", "sub.ex.fr", "ex.com.", "exämple.fr", "", "a@b.com"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda local, domain, pad: f"{pad}{local}@{domain}{pad}", _EMAIL_PARTS, _DOMAINS,
+              st.sampled_from(["", " ", "\t", "\x1f", "\x7f"])),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7f), max_size=14),
+    st.builds(lambda n, d: "a" * n + "@" + d, st.integers(60, 70), _DOMAINS)), max_size=20))
+def test_bulk_emails_always_match_scalar(values):
+    """normalize_emails decides printable ASCII in bulk (_fast_emails): the same as normalize_email."""
+    out = normalize_emails(pd.Series(values, dtype=object))
+    expected = [(n.normalized, n.key, n.valid) for n in map(normalize_email, values)]
+    assert [(e, k, bool(v)) for e, k, v in out.itertuples(index=False)] == expected

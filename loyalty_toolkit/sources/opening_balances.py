@@ -37,6 +37,7 @@ from the cutover (``effective_start``) to cutover + ``rule.validity_days`` (``ef
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -128,9 +129,37 @@ def points_for(amount: Decimal, rule: OpeningRule) -> tuple[Decimal, int, Decima
     return exact, int(rounded), residue
 
 
+def _points_many(amounts: list[Decimal], rule: OpeningRule) -> list[tuple[Decimal, int, Decimal]]:
+    """:func:`points_for` of each amount, the same arithmetic in one decimal context."""
+    out = []
+    with localcontext() as ctx:
+        for amount in amounts:
+            ctx.prec = PRECISION
+            exact = amount * rule.points / rule.amount
+            ctx.prec = 2 * PRECISION + 20
+            rounded = exact.quantize(Decimal(1), rounding=rule.rounding)
+            out.append((exact, int(rounded), exact - rounded))
+    return out
+
+
 def opening_lot_id(phone_e164: str, email_key: str) -> str:
     """``opening:<16 hex>``: deterministic from the row's identifiers, without personal data."""
     return "opening:" + uuid.uuid5(LOT_NAMESPACE, f"{phone_e164}|{email_key}").hex[:16]
+
+
+def opening_lot_ids(phone_e164: list[str], email_key: list[str]) -> np.ndarray:
+    """:func:`opening_lot_id` of each pair: one SHA-1 per row, the UUID bits and hex in bulk."""
+    n = len(phone_e164)
+    if not n:
+        return np.zeros(0, dtype=object)
+    ns, sha1 = LOT_NAMESPACE.bytes, hashlib.sha1
+    names = (np.asarray(phone_e164, dtype=object) + "|" + np.asarray(email_key, dtype=object)).tolist()
+    # the first 8 bytes of the UUID are the digest's, with the version in the high nibble of byte 6
+    head = np.frombuffer(b"".join([sha1(ns + name.encode("utf-8")).digest()[:8] for name in names]),
+                         dtype=np.uint8).reshape(n, 8).copy()
+    head[:, 6] = (head[:, 6] & 0x0F) | 0x50
+    text = head.tobytes().hex()
+    return np.asarray(["opening:" + text[i:i + 16] for i in range(0, 16 * n, 16)], dtype=object)
 
 
 def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str, rule: OpeningRule,
@@ -140,6 +169,8 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
 
     National phones are read in ``default_region`` and stored as E.164. ``cutover`` (aware) is
     when the opening points start; ``columns`` (canonical -> header) names columns in rejects.
+    Amounts and points are worked out once per distinct text; the checks run on whole columns,
+    and only the rejected rows are visited one by one, for their messages.
     """
     if cutover.tzinfo is None:
         raise ValueError("cutover must be timezone-aware")
@@ -152,24 +183,30 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
     def text(name: str) -> pd.Series:
         if name not in frame.columns:
             return pd.Series([""] * n, dtype=object)
-        return pd.Series(frame[name].to_numpy(dtype=object, na_value=""), dtype=object).map(str)
+        values = pd.Series(frame[name].to_numpy(dtype=object, na_value=""), dtype=object)
+        # str(v) is v for text: the pass of Python is only for columns holding something else
+        return values if pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty") else values.map(str)
 
     phone_raw, email_raw = text("phone"), text("email")
-    phones = normalize_phones(phone_raw.str.strip(), default_region)
+    phone_stripped, email_stripped = phone_raw.str.strip(), email_raw.str.strip()
+    phones = normalize_phones(phone_stripped, default_region)
     emails = normalize_emails(email_raw)
     amount_raw = {name: text(name) for name in ("opening_revenue", "accumulated_revenue")}
-    amounts = {name: [_amount(v) for v in raw.tolist()] for name, raw in amount_raw.items()}
+    amounts = {name: _amounts(raw) for name, raw in amount_raw.items()}
+
+    p_set = (phone_stripped != "").to_numpy(dtype=bool)
+    e_set = (email_stripped != "").to_numpy(dtype=bool)
+    phone_ok, email_ok = phones["phone_valid"].to_numpy(dtype=bool), emails["email_valid"].to_numpy(dtype=bool)
+    clean = p_set & e_set & phone_ok & email_ok
+    for value, problem, negative in amounts.values():
+        clean &= ~problem & ~negative
 
     # plain lists: indexing a pandas column per row costs microseconds, a list nanoseconds
-    phone_raw, email_raw = phone_raw.tolist(), email_raw.tolist()
-    phone_ok, phone_e164 = phones["phone_valid"].tolist(), phones["phone"].tolist()
-    email_ok, email_key, email_norm = (emails["email_valid"].tolist(), emails["email_key"].tolist(),
-                                       emails["email"].tolist())
-    amount_raw = {name: raw.tolist() for name, raw in amount_raw.items()}
-    reason: list[str | None] = [None] * n
-    detail: list[tuple[str, str, str]] = [("", "", "")] * n
-    for i in range(n):
-        p, e = phone_raw[i].strip(), email_raw[i].strip()
+    phone_e164, email_key = phones["phone"].tolist(), emails["email_key"].tolist()
+    reason: dict[int, str] = {}
+    detail: dict[int, tuple[str, str, str]] = {}
+    for i in np.flatnonzero(~clean).tolist():  # the first check that fails, in the module's order
+        p, e = phone_stripped.iat[i], email_stripped.iat[i]
         if not p or not e:
             missing = "phone" if not p else "email"
             reason[i] = IDENTIFIER_MISSING
@@ -183,62 +220,113 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
             detail[i] = (headers["email"], f"{headers['email']}: not a valid address ({email_problem(e)})", e)
         else:
             for name in ("opening_revenue", "accumulated_revenue"):
-                value, problem = amounts[name][i]
+                raw = amount_raw[name].iat[i]
+                value, problem = _amount(raw)
                 if problem is not None:
                     reason[i] = AMOUNT_INVALID
-                    detail[i] = (headers[name], f"{headers[name]}: {problem}", amount_raw[name][i])
+                    detail[i] = (headers[name], f"{headers[name]}: {problem}", raw)
                     break
                 if value < 0:
                     reason[i] = NEGATIVE
-                    detail[i] = (headers[name], f"{headers[name]}: negative amount {value}",
-                                 amount_raw[name][i])
+                    detail[i] = (headers[name], f"{headers[name]}: negative amount {value}", raw)
                     break
 
     # duplicates among rows that passed every other check: all of them go
-    keys = [f"{phone_e164[i]}|{email_key[i]}" if reason[i] is None else None for i in range(n)]
-    lines_of: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        if k is not None:
+    kept = np.flatnonzero(clean)
+    keys = pd.Series(np.asarray(phone_e164, dtype=object)[kept] + "|" + np.asarray(email_key, dtype=object)[kept],
+                     dtype=object)
+    dup = keys.duplicated(keep=False).to_numpy()
+    if dup.any():
+        lines_of: dict[str, list[int]] = {}
+        for i, k in zip(kept[dup].tolist(), keys[dup].tolist()):
             lines_of.setdefault(k, []).append(int(lines[i]))
-    for i, k in enumerate(keys):
-        if k is not None and len(lines_of[k]) > 1:
+        for i, k in zip(kept[dup].tolist(), keys[dup].tolist()):
             others = ", ".join(str(x) for x in lines_of[k] if x != lines[i])
             reason[i] = DUPLICATE
             detail[i] = (f"{headers['phone']}+{headers['email']}",
                          f"the same phone and email are on line(s) {others}: every such row is held back, "
                          "which one holds the balance is for a person to decide", "")
+        kept = kept[~dup]
 
     start = cutover.astimezone(timezone.utc)
     start_iso = start.isoformat(timespec="seconds")
     end_iso = ("" if rule.validity_days is None
                else (start + timedelta(days=rule.validity_days)).isoformat(timespec="seconds"))
-    kept = [i for i in range(n) if reason[i] is None]
-    rows = []
-    for i in kept:
-        opening, accumulated = amounts["opening_revenue"][i][0], amounts["accumulated_revenue"][i][0]
-        exact, points, residue = points_for(opening, rule)
-        phone, key = phone_e164[i], email_key[i]
-        rows.append((int(lines[i]), phone, phone_raw[i], key, email_norm[i], email_raw[i],
-                     opening, accumulated,
-                     exact, points, residue, opening_lot_id(phone, key), rule.action_name, start_iso, end_iso,
-                     source_file))
-    balances = pd.DataFrame.from_records(rows, columns=list(BALANCE_COLUMNS))
-    balances = balances.astype({"line": "int64", "points": "int64"})
-    for c in ("opening_revenue", "accumulated_revenue", "points_exact", "residue"):
-        balances[c] = balances[c].astype(object)
+    balances = _balances(kept, lines, phone_e164, phone_raw, email_key, emails["email"], email_raw, amounts,
+                         amount_raw["opening_revenue"], rule, start_iso, end_iso, source_file)
 
     rej = []
-    for i in range(n):
-        if reason[i] is not None:
-            column, message, value = detail[i]
-            record_key = f"{phone_raw[i].strip()}|{email_raw[i].strip()}"
-            rej.append((STAGE, source_file, int(lines[i]), record_key, column, reason[i], message, value))
+    for i in sorted(reason):
+        column, message, value = detail[i]
+        record_key = f"{phone_stripped.iat[i]}|{email_stripped.iat[i]}"
+        rej.append((STAGE, source_file, int(lines[i]), record_key, column, reason[i], message, value))
     rejects = pd.DataFrame.from_records(rej, columns=list(REJECT_COLUMNS))
     rejects = rejects.astype({c: "str" for c in REJECT_COLUMNS if c != "line"}).astype({"line": "int64"})
     result = OpeningParse(balances=balances, rejects=rejects, rows_read=n, source_file=source_file, rule=rule)
     if n != len(balances) + len(rejects):
         raise AssertionError(f"row conservation broken: {n} read != {len(balances)} + {len(rejects)}")
     return result
+
+
+def _balances(kept: np.ndarray, lines: np.ndarray, phone_e164: list[str], phone_raw: pd.Series,
+              email_key: list[str], email_norm: pd.Series, email_raw: pd.Series,
+              amounts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], opening_raw: pd.Series,
+              rule: OpeningRule, start_iso: str, end_iso: str, source_file: str) -> pd.DataFrame:
+    """BALANCE_COLUMNS of the ``kept`` rows; points once per distinct opening amount text."""
+    if not len(kept):  # the types an empty from_records gives, as before
+        empty = pd.DataFrame.from_records([], columns=list(BALANCE_COLUMNS))
+        return empty.astype({"line": "int64", "points": "int64"})
+    codes, uniques = pd.factorize(opening_raw.to_numpy(dtype=object)[kept])
+    opening = amounts["opening_revenue"][0][kept]
+    first = np.zeros(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # a row of each distinct text
+    parts = _points_many(opening[first].tolist(), rule)
+    exact = np.asarray([p[0] for p in parts], dtype=object)[codes]
+    points = np.asarray([p[1] for p in parts], dtype=object)[codes]
+    residue = np.asarray([p[2] for p in parts], dtype=object)[codes]
+    phone = np.asarray(phone_e164, dtype=object)[kept]
+    key = np.asarray(email_key, dtype=object)[kept]
+    k = len(kept)
+
+    def strs(values) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=object), dtype="str")
+
+    def objs(values: np.ndarray) -> pd.Series:
+        return pd.Series(values, dtype=object)
+
+    balances = pd.DataFrame({
+        "line": pd.Series(lines[kept], dtype="int64"), "phone": strs(phone),
+        "phone_raw": strs(phone_raw.to_numpy(dtype=object)[kept]), "email_key": strs(key),
+        "email": strs(email_norm.to_numpy(dtype=object)[kept]),
+        "email_raw": strs(email_raw.to_numpy(dtype=object)[kept]),
+        "opening_revenue": objs(opening), "accumulated_revenue": objs(amounts["accumulated_revenue"][0][kept]),
+        "points_exact": objs(exact), "points": pd.Series(points.astype(np.int64), dtype="int64"),
+        "residue": objs(residue), "lot_id": strs(opening_lot_ids(phone.tolist(), key.tolist())),
+        "action_name": strs([rule.action_name] * k), "effective_start": strs([start_iso] * k),
+        "effective_end": strs([end_iso] * k), "source_file": strs([source_file] * k),
+    })
+    return balances[list(BALANCE_COLUMNS)]
+
+
+def _amounts(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(value, problem, negative) per row: :func:`_amount` once per distinct text. The common
+    shapes, ASCII digits with or without thousands groups (``1500000``, ``1.500.000``), go straight
+    to Decimal, which is what parse_vnd gives them (up to 28 digits: beyond, parse_vnd's
+    default-context arithmetic decides)."""
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))
+    values, problems = [], []
+    for u in uniques.tolist():
+        digits = u if u.isdigit() else (u.replace(",", "").replace(".", "") if _GROUPED_VND.fullmatch(u) else "")
+        if digits and len(digits) <= 28 and digits.isascii():
+            values.append(Decimal(digits))
+            problems.append(False)
+        else:
+            value, problem = _amount(u)
+            values.append(value)
+            problems.append(problem is not None)
+    value = np.asarray(values, dtype=object)
+    negative = np.asarray([v < 0 for v in values], dtype=bool)
+    return value[codes], np.asarray(problems, dtype=bool)[codes], negative[codes]
 
 
 def _amount(text: str) -> tuple[Decimal, str | None]:

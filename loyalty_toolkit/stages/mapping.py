@@ -22,6 +22,7 @@ Rules of :func:`match_members`:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,29 +245,63 @@ def match_phone_email(table: pd.DataFrame, phone: np.ndarray, email: np.ndarray,
     resolves opening-balance references with it; stage 03 (``s03_transfers.member_phones``) reads
     the opening rows' phones the same way, so the two stages agree.
     """
-    pair = pd.Series(table["phone"].to_numpy(dtype=object) + _SEP + table["email_key"].to_numpy(dtype=object))
-    pair[(table["phone"] == "").to_numpy() | (table["email_key"] == "").to_numpy()] = ""
+    t_phone, t_email = table["phone"].to_numpy(dtype=object), table["email_key"].to_numpy(dtype=object)
+    # Only members holding a wanted phone can hold a wanted pair (and every holder of such a pair
+    # does, so "several" still counts them all): the pairs are built for those members alone.
+    wanted_phones = pd.unique(phone[phone != ""]) if len(phone) else phone
+    near = np.flatnonzero(_isin(t_phone, wanted_phones) & (t_email != ""))
+    pair = pd.Series(t_phone[near] + _SEP + t_email[near], dtype=object)
     wanted = np.where((phone == "") | (email == ""), "", phone.astype(object) + _SEP + email.astype(object))
     codes, uniques = pd.factorize(pd.Series(wanted, dtype=object))
-    pos = _lookup(pair, np.asarray(uniques, dtype=object))[codes]
-    # A plain dict: membership and lookup on a non-unique pandas index cost milliseconds each.
+    at = _lookup(pair, np.asarray(uniques, dtype=object))[codes]
+    pos = np.where(at >= 0, near[np.maximum(at, 0)] if len(near) else -1, at)
+    again = np.flatnonzero((pos == -1) & (email != "") & (raw != ""))
+    if len(again):
+        national = np.asarray([not str(raw[i]).lstrip().startswith(("+", "00")) for i in again.tolist()], dtype=bool)
+        again = again[national]
+    if not len(again):
+        return pos
+    # A plain dict over the members the re-read rows' emails name: membership and lookup on a
+    # non-unique pandas index cost milliseconds each.
+    named = np.flatnonzero(_isin(t_email, pd.unique(email[again])))
     by_email: dict[str, list[int]] = {}
-    for p, key in enumerate(table["email_key"].tolist()):
+    for p, key in zip(named.tolist(), t_email[named].tolist()):
         by_email.setdefault(key, []).append(p)
-    phones = table["phone"].tolist()
-    for i in np.flatnonzero((pos == -1) & (email != "") & (raw != "")).tolist():
-        if str(raw[i]).lstrip().startswith(("+", "00")) or email[i] not in by_email:
+    region_of: dict[str, str] = {}
+    for i in again.tolist():
+        if email[i] not in by_email:
             continue
         hits = set()
         for p in by_email[email[i]]:
-            member_phone = phones[p]
-            if member_phone and normalize_phone(raw[i], _region(member_phone)).e164 == member_phone:
+            member_phone = t_phone[p]
+            if not member_phone:
+                continue
+            region = region_of.get(member_phone)
+            if region is None:
+                region = region_of[member_phone] = _region(member_phone)
+            if normalize_phone(raw[i], region).e164 == member_phone:
                 hits.add(p)
         pos[i] = hits.pop() if len(hits) == 1 else (-2 if hits else -1)
     return pos
 
 
+def _isin(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype=object).isin(pd.Series(wanted, dtype=object)).to_numpy(dtype=bool)
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
 def _region(e164: str) -> str:
+    """The region of an E.164 number, as ``region_code_for_number(parse(e164))`` gives it: a calling
+    code shared by one region only needs no parse."""
+    if _E164.fullmatch(e164):
+        for size in (1, 2, 3):
+            regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(e164[1:1 + size]))
+            if regions:
+                if len(regions) == 1:
+                    return regions[0]
+                break
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or "ZZ"
     except phonenumbers.NumberParseException:

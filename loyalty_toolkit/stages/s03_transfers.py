@@ -396,11 +396,11 @@ def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.Dat
     """
     if balances.empty:
         return balances, 0
-    table = pd.DataFrame({"phone": text_column(members, "phone"), "email_key": text_column(members, "email_key")})
-    pos = match_phone_email(table, text_column(balances, "phone"), text_column(balances, "email_key"),
-                            text_column(balances, "phone_raw"))
-    phones = table["phone"].to_numpy(dtype=object)
+    phones = text_column(members, "phone")
+    # object columns: match_phone_email reads them back as arrays, a text dtype would convert twice
+    table = pd.DataFrame({"phone": phones, "email_key": text_column(members, "email_key")}, dtype=object)
     current = text_column(balances, "phone")
+    pos = match_phone_email(table, current, text_column(balances, "email_key"), text_column(balances, "phone_raw"))
     hit = (pos >= 0)
     hit[hit] = phones[pos[hit]] != current[hit]
     if not hit.any():

@@ -96,6 +96,7 @@ PER_MEMBER_COLUMNS = ("user_id", "target_id", "transfers", "points", "residue", 
 _NAT = np.iinfo(np.int64).min
 _DAY_US = 86_400 * 1_000_000
 # a lot's instants: int64 UTC microseconds (build_lots) -> the ISO text they twin
+_SEP = "\x1f"  # between the phone and the email of one pair
 _US_OF = {"expires_at_us": "expires_at_utc", "unlock_at_us": "unlock_at_utc", "action_at_us": "action_at_utc"}
 
 
@@ -167,21 +168,33 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
     sum(balances.points) == sum(lots.remaining) + sum(unmatched.points). Rows are matched with
     joins; only the unmatched rows are visited one by one, for their messages.
     """
-    mapped = _id_map(id_map)
+    legacy = text_column(id_map, "legacy_id")
     m_id, m_phone, m_email = (text_column(members, c) for c in ("legacy_id", "phone", "email_key"))
     b_phone, b_email = text_column(balances, "phone"), text_column(balances, "email_key")
     n = len(balances)
-    # per row, the distinct members holding both its phone and its email key (invariant 6: exactly one)
-    both = (m_phone != "") & (m_email != "") & isin(m_phone, b_phone)
-    held = pd.DataFrame({"phone": m_phone[both], "email": m_email[both], "owner": m_id[both]}).drop_duplicates()
-    per_pair = held.groupby(["phone", "email"], sort=False)["owner"].agg(["size", "first"]).reset_index()
-    found = pd.DataFrame({"phone": b_phone, "email": b_email}).merge(
-        per_pair, how="left", on=["phone", "email"], sort=False)
-    n_owners = found["size"].fillna(0).to_numpy(dtype=np.int64)
-    owner = found["first"].to_numpy(dtype=object)
+    # per row, the distinct members holding both its phone and its email key (invariant 6: exactly
+    # one). A pair is one text, phone + _SEP + email: an E.164 phone never holds _SEP, so two pairs
+    # share a text only if they are the same pair.
+    both = np.flatnonzero((m_phone != "") & (m_email != "") & isin(m_phone, b_phone))
+    pair_code, pairs = pd.factorize(m_phone[both] + _SEP + m_email[both])
+    owner_code, _ = pd.factorize(m_id[both])
+    distinct = ~pd.Series(pair_code.astype(np.int64) * (len(both) + 1) + owner_code).duplicated().to_numpy()
+    pair_code, held_owner = pair_code[distinct], m_id[both][distinct]
+    size = np.bincount(pair_code, minlength=len(pairs)).astype(np.int64)
+    first = np.zeros(len(pairs), dtype=np.int64)
+    first[pair_code[::-1]] = np.arange(len(pair_code))[::-1]  # the first holder of each pair
+    at = pd.Index(pairs, dtype=object).get_indexer(b_phone + _SEP + b_email) if n else np.zeros(0, dtype=np.int64)
+    n_owners = np.where(at >= 0, size[np.maximum(at, 0)] if len(pairs) else 0, 0).astype(np.int64)
+    owner = np.where(at >= 0, held_owner[first[np.maximum(at, 0)]] if len(pairs) else None, np.nan).astype(object)
     mapped_owner = np.zeros(n, dtype=bool)
     single = np.flatnonzero(n_owners == 1)
-    mapped_owner[single] = isin(owner[single], np.asarray(list(mapped), dtype=object))
+    # one hash pass over the id map and the owners: factorize numbers values by first appearance,
+    # so the ids are unique iff they come out 0, 1, 2 ... and an owner is mapped iff its code is
+    # one of theirs (what _id_map checks and an isin would answer, without its dict)
+    codes, _ = pd.factorize(np.concatenate([legacy, owner[single].astype(object)]))
+    if not np.array_equal(codes[:len(legacy)], np.arange(len(legacy))):
+        raise ValueError("id_map must hold each legacy_id once")
+    mapped_owner[single] = codes[len(legacy):] < len(legacy)
     ok = np.flatnonzero(mapped_owner)
 
     def raw(column: str, rows: np.ndarray) -> list:
@@ -190,16 +203,27 @@ def opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map: pd.DataF
             return [""] * len(rows)
         return balances[column].to_numpy(dtype=object)[rows].tolist()
 
-    points = np.asarray(raw("points", ok), dtype=object).astype(np.int64) if len(ok) else np.zeros(0, np.int64)
+    def values(column: str) -> np.ndarray:
+        """The balances' own values at the ``ok`` rows, as an object array."""
+        if column not in balances.columns:
+            return np.full(len(ok), "", dtype=object)
+        return balances[column].to_numpy(dtype=object)[ok]
+
+    points = values("points").astype(np.int64) if len(ok) else np.zeros(0, np.int64)
     units = points * UNITS_PER_POINT
-    pts = units_to_decimal(units).tolist()
-    k, start = len(ok), raw("effective_start", ok)
-    lot_frame = pd.DataFrame.from_records(
-        list(zip(raw("lot_id", ok), owner[ok].tolist(), pts, [Decimal(0)] * k, pts, [OPEN] * k,
-                 raw("effective_end", ok), start, raw("action_name", ok), [OPENING_CENTER] * k,
-                 np.asarray(raw("line", ok), dtype=object).astype(np.int64).tolist(), start, units.tolist(),
-                 [0] * k, units.tolist(), [OPENING_SOURCE] * k, raw("source_file", ok))),
-        columns=[c for c in OPENING_LOT_COLUMNS if c not in _US_OF])
+    pts = units_to_decimal(units)
+    k, start = len(ok), values("effective_start")
+    data = {"lot_id": values("lot_id"), "user_id": owner[ok], "accrued": pts,
+            "consumed": np.full(k, Decimal(0), dtype=object), "remaining": pts,
+            "status": np.full(k, OPEN, dtype=object),
+            "expires_at_utc": values("effective_end"), "unlock_at_utc": start, "program": values("action_name"),
+            "center": np.full(k, OPENING_CENTER, dtype=object), "line": values("line").astype(np.int64),
+            "action_at_utc": start, "accrued_units": units, "consumed_units": np.zeros(k, dtype=np.int64),
+            "remaining_units": units, "source": np.full(k, OPENING_SOURCE, dtype=object),
+            "source_file": values("source_file")}
+    # column by column, with the dtypes from_records would infer for these rows (text as str)
+    lot_frame = (pd.DataFrame({c: list(v) if v.dtype == object else v for c, v in data.items()}) if k
+                 else pd.DataFrame.from_records([], columns=list(data)))
     lot_frame = lot_frame.astype({"line": "int64", "accrued_units": "int64", "consumed_units": "int64",
                                   "remaining_units": "int64"})
     for us_column, iso_column in _US_OF.items():  # the int64 twins build_lots gives its lots too
@@ -218,9 +242,11 @@ def _unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phone, m_em
     # who holds the phone, or the email, of a row nobody holds both of (for its message), and who
     # shares the pair of an ambiguous row: looked up for those rows only
     none, shared = rows[n_owners == 0], rows[n_owners > 1]
-    has_phone = (m_phone != "") & isin(m_phone, b_phone[none])
-    has_email = (m_email != "") & isin(m_email, b_email[none])
-    holds = (m_phone != "") & (m_email != "") & isin(m_phone, b_phone[shared]) & isin(m_email, b_email[shared])
+    nobody = np.zeros(len(m_phone), dtype=bool)  # no such row: no pass over a million members
+    has_phone = (m_phone != "") & isin(m_phone, b_phone[none]) if len(none) else nobody
+    has_email = (m_email != "") & isin(m_email, b_email[none]) if len(none) else nobody
+    holds = ((m_phone != "") & (m_email != "") & isin(m_phone, b_phone[shared]) & isin(m_email, b_email[shared])
+             if len(shared) else nobody)
     by_phone, by_email = holders(m_phone[has_phone], m_id[has_phone]), holders(m_email[has_email], m_id[has_email])
     pair_owners = holders(m_phone[holds], m_email[holds], m_id[holds])
     out = []

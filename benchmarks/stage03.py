@@ -26,8 +26,15 @@ from loyalty_toolkit.runner import run
 from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
 from loyalty_toolkit.stages import context, s03_transfers
+from loyalty_toolkit.stages.reconcile import Reconciliation
+from loyalty_toolkit.stages.transfers_outputs import TransferFiles
+from loyalty_toolkit.stages.transfers_slices import SliceTotals
+from loyalty_toolkit.store import PendingTables
 
-STEPS = ("read_and_parse_ledger", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
+METHODS = ((TransferFiles, "write"), (TransferFiles, "close"), (PendingTables, "append"), (SliceTotals, "add_lots"),
+           (SliceTotals, "add_transfers"), (SliceTotals, "lot_result"), (Reconciliation, "by"),
+           (Reconciliation, "roll_forward"), (context.StageContext, "write_rejects"))
+STEPS = ("read_and_parse_ledger", "parse_opening", "member_phones", "_all_rejects", "plan_slices", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
          "transfer_side", "lots_check", "transfers_check", "write_haravan_file", "Reconciliation")
 
 
@@ -89,9 +96,8 @@ def steps(config: Path, base: Path) -> list[tuple]:
 
     for name in STEPS:
         setattr(s03_transfers, name, timed(name, getattr(s03_transfers, name)))
-    files = s03_transfers.TransferFiles  # a class: time its write (per slice) and close (the read-back)
-    s03_transfers.TransferFiles = type("TimedTransferFiles", (files,), {
-        "write": timed("TransferFiles.write", files.write), "close": timed("TransferFiles.close", files.close)})
+    for cls, method in METHODS:  # methods: patched on their class, for this process only
+        setattr(cls, method, timed(f"{cls.__name__}.{method}", getattr(cls, method)))
     ctx = context.open_stage("transfers", str(config), str(fresh_run(base)))
     t0 = time.monotonic()
     outcome = s03_transfers.run(ctx)
@@ -117,9 +123,16 @@ def main() -> None:
     ap.add_argument("--ledger-rows-per-member", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=Path("bench-out") / "stage03")
     ap.add_argument("--steps", action="store_true", help="time each step in this process instead of the notebook")
+    ap.add_argument("--keep", action="store_true", help="keep the measured run dir (removed by default)")
     args = ap.parse_args()
     config, base = prepare(args.out, args.members, args.ledger_rows_per_member)
-    table = steps(config, base) if args.steps else notebook(config, base)
+    before = set(base.parent.iterdir())
+    try:
+        table = steps(config, base) if args.steps else notebook(config, base)
+    finally:  # each measurement copies the 3.6 GB base run: keep the disk for the next one
+        if not args.keep:
+            for run_dir in set(base.parent.iterdir()) - before:
+                shutil.rmtree(run_dir, ignore_errors=True)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
     head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note")
     widths = (50, 8, 13, 9, 10, 9, 20)

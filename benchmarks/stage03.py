@@ -87,10 +87,11 @@ def steps(config: Path, base: Path) -> list[tuple]:
         def wrapper(*args, **kwargs):
             t0 = time.monotonic()
             out = fn(*args, **kwargs)
-            entry = spent.setdefault(name, [0.0, 0, 0])
+            entry = spent.setdefault(name, [0.0, 0, 0, 0])
             entry[0] += time.monotonic() - t0
             entry[1] += 1
             entry[2] = round(status_mb("VmHWM"))
+            entry[3] = round(status_mb("VmRSS"))
             return out
         return wrapper
 
@@ -101,9 +102,9 @@ def steps(config: Path, base: Path) -> list[tuple]:
     ctx = context.open_stage("transfers", str(config), str(fresh_run(base)))
     t0 = time.monotonic()
     outcome = s03_transfers.run(ctx)
-    rows = [(name, "", "", round(sec, 1), "", peak, f"{calls} calls" if calls > 1 else "")
-            for name, (sec, calls, peak) in spent.items()]
-    rest = time.monotonic() - t0 - sum(sec for sec, _, _ in spent.values())
+    rows = [(name, "", "", round(sec, 1), "", peak, f"rss {rss:,}" + (f", {calls} calls" if calls > 1 else ""))
+            for name, (sec, calls, peak, rss) in spent.items()]
+    rest = time.monotonic() - t0 - sum(v[0] for v in spent.values())
     rows.append(("(rest of run: slices, reconciliation, rejects ...)", "", "", round(rest, 1), "",
                  round(status_mb("VmHWM")), f"{outcome.slices.slices} slices"))
     t0 = time.monotonic()
@@ -134,8 +135,8 @@ def main() -> None:
             for run_dir in set(base.parent.iterdir()) - before:
                 shutil.rmtree(run_dir, ignore_errors=True)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
-    head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note")
-    widths = (50, 8, 13, 9, 10, 9, 20)
+    head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note (rss MB after the last call)")
+    widths = (50, 8, 13, 9, 10, 9, 24)
     print_table(head, widths, table)
 
 

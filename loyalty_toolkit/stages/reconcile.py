@@ -215,8 +215,12 @@ class _Ledger:
     def __init__(self, entries: pd.DataFrame, lot_result: LotResult) -> None:
         self.entries = entries
         line = entries["line"].to_numpy(dtype=np.int64)
-        self.by_line = pd.Index(line)
-        if not self.by_line.is_unique:
+        self.line = line
+        # a parsed ledger is in line order: a binary search then needs no hash table of ten
+        # million lines (hundreds of megabytes); hand-built entries in another order get one
+        self.sorted = bool((line[1:] > line[:-1]).all())
+        self.by_line = None if self.sorted else pd.Index(line)
+        if not self.sorted and not self.by_line.is_unique:
             raise ValueError("entries must have one row per ledger line")
         # later entries belong to the delta migration, exactly as in the lot engine
         self.scope = entry_action_us(entries) <= datetime_us(lot_result.cutover)
@@ -235,13 +239,22 @@ class _Ledger:
         self.alloc_deficit = ~has_lot
         lot_line = alloc["lot_line"].fillna(-1).to_numpy(dtype=np.int64)
         # where the liability a piece settled was booked: the lot's row, or the redemption's for a deficit
-        self.alloc_attr_row = np.where(has_lot, self.by_line.get_indexer(lot_line), self.alloc_red_row)
+        self.alloc_attr_row = np.where(has_lot, self.row_of(lot_line), self.alloc_red_row)
         if (self.alloc_attr_row < 0).any():
             raise ValueError("allocations name lot lines that are not in entries")
         self.alloc_cross = alloc["cross_center"].to_numpy(dtype=bool)
 
+    def row_of(self, lines: np.ndarray) -> np.ndarray:
+        """The entry row of each ledger line, -1 where no entry has it."""
+        if not self.sorted:
+            return self.by_line.get_indexer(lines)
+        pos = np.searchsorted(self.line, lines)
+        found = pos < len(self.line)
+        found[found] = self.line[pos[found]] == lines[found]
+        return np.where(found, pos, -1)
+
     def _rows(self, lines: pd.Series, what: str) -> np.ndarray:
-        rows = self.by_line.get_indexer(lines.to_numpy(dtype=np.int64))
+        rows = self.row_of(lines.to_numpy(dtype=np.int64))
         if (rows < 0).any():
             raise ValueError(f"{what} name ledger lines that are not in entries")
         return rows
@@ -256,6 +269,12 @@ class _Ledger:
                               text_column(self.entries, "accrual_center"),
                               text_column(self.entries, "payment_center"))
         else:
+            col = self.entries[column]
+            if isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
+                # the parsed ledger's categories: factorize ten million small ints, not strings
+                codes, first = pd.factorize(col.cat.codes.to_numpy())
+                names = np.asarray(col.cat.categories.astype(object), dtype=object)[first]
+                return codes.astype(np.int64), np.asarray([str(n) for n in names], dtype=object)
             values = text_column(self.entries, column)
         codes, names = pd.factorize(values)
         return codes.astype(np.int64), np.asarray(names, dtype=object)

@@ -39,7 +39,7 @@ from loyalty_toolkit.sources.ledger import (
 from loyalty_toolkit.sources.ledger_stream import read_and_parse_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
-from loyalty_toolkit.stages.context import StageContext, StageFigures
+from loyalty_toolkit.stages.context import StageContext, StageFigures, release_free_memory
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
 from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.reconcile import Reconciliation
@@ -269,6 +269,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                    entry_columns=ENGINE_COLUMNS)
     ledger_parsed_rows = parsed.rows_read
     entries = parsed.entries
+    release_free_memory()
     members = ctx.store.read_table("members", columns=["legacy_id", "email_key", "phone"])
     id_map = ctx.store.read_table("member_map", columns=["legacy_id", "target_id"])
 
@@ -284,6 +285,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         balances, reread = member_phones(opening.balances, members)
         o_lots, unmatched = opening_lots(balances, members, id_map)
     del members
+    release_free_memory()
 
     # member slice by member slice (stages/transfers_slices.py): the lots, allocations and transfers
     # of a slice are written and dropped before the next; what stays is per member or summed
@@ -317,6 +319,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
             pending.append("lot_allocations", lots.allocations)
             pending.append("unit_transfers", result.transfers)
             del lots, all_lots, result, o_part
+            release_free_memory()
     except BaseException:  # no half-written file or table is left pending
         transfer_files.abort()
         pending.discard()

@@ -197,27 +197,34 @@ class SliceTotals:
     def lot_result(self) -> LotResult:
         """The lot engine's result over every slice, as the reconciliation and the figures read it:
         lots and allocations keep only the lean columns the reconciliation locates by line."""
-        fb = _concat(self.fallbacks)
+        fb = self._joined("fallbacks")
         if len(fb):
             fb = fb.groupby("method", sort=False)[["redemptions", "allocations", "points_units"]].sum().reset_index()
             fb["points"] = pd.Series(units_to_decimal(fb["points_units"].to_numpy(np.int64)), dtype=object)
             fb = fb[["method", "redemptions", "allocations", "points", "points_units"]]
-        return LotResult(lots=_concat(self.lots_lean), allocations=_concat(self.allocations_lean),
-                         balances=_concat(self.balances), fallbacks=fb, after_cutover=_concat(self.after_cutover),
+        return LotResult(lots=self._joined("lots_lean"), allocations=self._joined("allocations_lean"),
+                         balances=self._joined("balances"), fallbacks=fb, after_cutover=self._joined("after_cutover"),
                          cutover=self.cutover)
 
     def transfer_result(self, residue_total: Decimal) -> TransferResult:
         """The transfer engine's result over every slice, without the transfer rows (they are in the
         files and the store): ``transfers`` holds the first few, for the notebook."""
-        return TransferResult(transfers=_concat(self.transfer_sample).head(SAMPLE_ROWS), zero=_concat(self.zero),
-                              rejects=_concat(self.rejects), review=_concat(self.review),
-                              per_member=_concat(self.per_member), residue_total=residue_total)
+        return TransferResult(transfers=self._joined("transfer_sample").head(SAMPLE_ROWS), zero=self._joined("zero"),
+                              rejects=self._joined("rejects"), review=self._joined("review"),
+                              per_member=self._joined("per_member"), residue_total=residue_total)
 
     def produced_per_member(self) -> pd.DataFrame:
-        return _concat(self.produced)
+        return self._joined("produced")
 
     def transfer_side(self) -> pd.DataFrame:
-        return _concat(self.side)
+        return self._joined("side")
+
+    def _joined(self, name: str) -> pd.DataFrame:
+        """The slices' frames of ``name`` as one, kept as the only part: the pieces are let go, so
+        the whole is never held twice."""
+        whole = _concat(getattr(self, name))
+        setattr(self, name, [whole])
+        return whole
 
     def first_deficit_line(self) -> dict[str, int]:
         """Per member with a deficit, the ledger line of the first redemption no lot could pay."""

@@ -229,3 +229,22 @@ def test_an_empty_ledger_reconciles_to_a_zero_total():
     total = reconcile_by(entries, lots, by="total")
     assert total.owed_ledger.tolist() == [D(0)] and total.ok.all()
     assert roll_forward(entries, lots).empty and cross_center_summary(lots).empty
+
+
+@settings(max_examples=60, deadline=None)
+@given(ledgers(), st.randoms(use_true_random=False))
+def test_row_order_and_categorical_ids_do_not_change_the_reconciliation(entries, rnd):
+    # a parsed ledger is in line order with categorical ids (binary search, category codes);
+    # hand-built entries may be in any order with plain text (hash lookup, text factorize)
+    lots = build_lots(entries, cutover=CUTOVER)
+    expected = {by: reconcile_by(entries, lots, by=by) for by in ("member", "center", "program", "total")}
+    order = list(range(len(entries)))
+    rnd.shuffle(order)
+    shuffled = entries.iloc[order].reset_index(drop=True)
+    as_categories = entries.astype({"user_id": "category", "center": "category", "program": "category"})
+    for by, frame in expected.items():
+        key = frame.columns[0]
+        got = reconcile_by(shuffled, lots, by=by).sort_values(key, kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, frame.sort_values(key, kind="stable").reset_index(drop=True))
+        pd.testing.assert_frame_equal(reconcile_by(as_categories, lots, by=by), frame)
+    pd.testing.assert_frame_equal(roll_forward(shuffled, lots), roll_forward(entries, lots))

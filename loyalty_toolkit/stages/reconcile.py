@@ -136,8 +136,17 @@ class Reconciliation:
         led = self._ledger
         c_key, centers = led.codes("center")
         p_key, programs = led.codes("program")
-        pair = c_key * max(len(programs), 1) + p_key
-        pair_key, pair_codes = pd.factorize(pair)
+        # (center, program) pairs: few, so a lookup table over their codes, not a hash of ten
+        # million keys (their order is irrelevant: the rows are sorted by name below)
+        pair = c_key * max(len(programs), 1)
+        pair += p_key
+        del c_key, p_key
+        seen = np.bincount(pair, minlength=len(centers) * max(len(programs), 1)) > 0
+        pair_codes = np.flatnonzero(seen)
+        remap = np.full(len(seen), -1, dtype=np.int64)
+        remap[pair_codes] = np.arange(len(pair_codes))
+        pair_key = remap[pair]
+        del pair
         n = len(pair_codes)
         f = led.figures(pair_key, n, redeemed_from_ledger=False)
         keep = f.pop("present")

@@ -47,10 +47,8 @@ from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
-    UNMATCHED_COLUMNS,
     TransferResult,
     build_transfers,
-    opening_lots,
 )
 from loyalty_toolkit.stages.transfers_checks import (
     combine_checks,
@@ -64,6 +62,7 @@ from loyalty_toolkit.stages.transfers_checks import (
     transfer_side,
     transfers_check,
 )
+from loyalty_toolkit.stages.transfers_opening import UNMATCHED_COLUMNS, opening_lots
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
     TransferFiles,

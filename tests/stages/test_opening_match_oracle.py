@@ -1,5 +1,5 @@
 """The opening rows' member matching at scale (mapping.match_phone_email, s03's member_phones,
-transfers.opening_lots) against copies of the implementations they replaced, on generated members
+transfers_opening.opening_lots) against copies of the implementations they replaced, on generated members
 and opening rows: same positions, same balances, same lots and unmatched rows."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from loyalty_toolkit.config import OpeningRule
 from loyalty_toolkit.normalize import normalize_phone
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import parse_opening
-from loyalty_toolkit.stages import mapping, transfers
+from loyalty_toolkit.stages import mapping, transfers, transfers_opening
 from loyalty_toolkit.stages.lots import OPEN, text_column
 from loyalty_toolkit.stages.mapping import _lookup, match_phone_email
 from loyalty_toolkit.stages.s03_transfers import member_phones
@@ -25,10 +25,12 @@ from loyalty_toolkit.stages.transfers import (
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
     OPENING_SOURCE,
+)
+from loyalty_toolkit.stages.transfers_keys import holders, isin
+from loyalty_toolkit.stages.transfers_opening import (
     UNMATCHED_COLUMNS,
     opening_lots,
 )
-from loyalty_toolkit.stages.transfers_keys import holders, isin
 
 CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 _SEP = "\x1f"
@@ -98,7 +100,7 @@ def _legacy_unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phon
             raw("line", rows), raw("lot_id", rows), raw("phone", rows), raw("email", rows), raw("points", rows),
             raw("points_exact", rows), raw("residue", rows)):
         if count == 0:
-            legacy, code = "", transfers.OPENING_NO_MEMBER
+            legacy, code = "", transfers_opening.OPENING_NO_MEMBER
             ph, em = by_phone.get((b_phone[row],), []), by_email.get((b_email[row],), [])
             if ph and em:
                 msg = (f"no member has both: the phone is member {', '.join(ph)}'s, "
@@ -109,11 +111,11 @@ def _legacy_unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phon
             else:
                 msg = "no accepted member has this phone or this email"
         elif count > 1:
-            legacy, code = "", transfers.OPENING_MEMBER_AMBIGUOUS
+            legacy, code = "", transfers_opening.OPENING_MEMBER_AMBIGUOUS
             owners = pair_owners[(b_phone[row], b_email[row])]
             msg = f"phone and email are shared by members {', '.join(owners)}: not picked (invariant 6)"
         else:
-            code = transfers.OPENING_MEMBER_UNMAPPED
+            code = transfers_opening.OPENING_MEMBER_UNMAPPED
             msg = f"member {legacy} has no target ID (stage 02): the opening points cannot be transferred"
         out.append((transfers.STAGE, file, int(line), lot_id, "phone+email", code,
                     f"opening balance of {pts} points: {msg}", f"{phone}|{email}", legacy, lot_id, int(pts), exact,
@@ -152,11 +154,11 @@ def legacy_opening_lots(balances, members, id_map):
                  raw("effective_end", ok), start, raw("action_name", ok), [OPENING_CENTER] * k,
                  np.asarray(raw("line", ok), dtype=object).astype(np.int64).tolist(), start, units.tolist(),
                  [0] * k, units.tolist(), [OPENING_SOURCE] * k, raw("source_file", ok))),
-        columns=[c for c in OPENING_LOT_COLUMNS if c not in transfers._US_OF])
+        columns=[c for c in OPENING_LOT_COLUMNS if c not in transfers.US_OF])
     lot_frame = lot_frame.astype({"line": "int64", "accrued_units": "int64", "consumed_units": "int64",
                                   "remaining_units": "int64"})
-    for us_column, iso_column in transfers._US_OF.items():
-        lot_frame[us_column] = transfers._iso_us(lot_frame, iso_column)
+    for us_column, iso_column in transfers.US_OF.items():
+        lot_frame[us_column] = transfers.iso_us(lot_frame, iso_column)
     lot_frame = lot_frame[list(OPENING_LOT_COLUMNS)]
     bad = np.flatnonzero(~mapped_owner)
     unmatched = _legacy_unmatched_rows(bad, n_owners[bad], owner[bad], b_phone, b_email, m_id, m_phone, m_email, raw)
@@ -243,5 +245,5 @@ def test_unmapped_ambiguous_and_unknown_rows_keep_their_messages():
     want_lots, want_unmatched = legacy_opening_lots(balances, members, id_map)
     pd.testing.assert_frame_equal(lots, want_lots, check_exact=True)
     pd.testing.assert_frame_equal(unmatched, want_unmatched, check_exact=True)
-    assert unmatched["reason_code"].tolist() == [transfers.OPENING_MEMBER_UNMAPPED, transfers.OPENING_MEMBER_AMBIGUOUS,
-                                                 transfers.OPENING_NO_MEMBER]
+    assert unmatched["reason_code"].tolist() == [transfers_opening.OPENING_MEMBER_UNMAPPED, transfers_opening.OPENING_MEMBER_AMBIGUOUS,
+                                                 transfers_opening.OPENING_NO_MEMBER]

@@ -23,10 +23,10 @@ from loyalty_toolkit.stages.transfers import (
     PER_MEMBER_COLUMNS,
     TRANSFER_COLUMNS,
     build_transfers,
-    opening_lots,
     round_units,
     transfer_id,
 )
+from loyalty_toolkit.stages.transfers_opening import opening_lots
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "transfers" / "opening.csv"
 CUT = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)

@@ -25,9 +25,6 @@ from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
-    OPENING_MEMBER_AMBIGUOUS,
-    OPENING_MEMBER_UNMAPPED,
-    OPENING_NO_MEMBER,
     OPENING_SOURCE,
     PER_MEMBER_COLUMNS,
     REVIEW_COLUMNS,
@@ -35,12 +32,17 @@ from loyalty_toolkit.stages.transfers import (
     SPENDING,
     TRANSFER_COLUMNS,
     TRANSFER_REJECT_COLUMNS,
-    UNMATCHED_COLUMNS,
     TransferResult,
     _id_map,
     build_transfers,
-    opening_lots,
     round_units,
+)
+from loyalty_toolkit.stages.transfers_opening import (
+    OPENING_MEMBER_AMBIGUOUS,
+    OPENING_MEMBER_UNMAPPED,
+    OPENING_NO_MEMBER,
+    UNMATCHED_COLUMNS,
+    opening_lots,
 )
 
 _NAT = np.iinfo(np.int64).min

@@ -41,7 +41,6 @@ from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures, release_free_memory
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
-from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.reconcile import Reconciliation
 from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
@@ -62,7 +61,7 @@ from loyalty_toolkit.stages.transfers_checks import (
     transfer_side,
     transfers_check,
 )
-from loyalty_toolkit.stages.transfers_opening import UNMATCHED_COLUMNS, opening_lots
+from loyalty_toolkit.stages.transfers_opening import UNMATCHED_COLUMNS, member_phones, opening_lots
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
     TransferFiles,
@@ -385,33 +384,6 @@ def _read_opening(src, stage: str) -> pd.DataFrame:
     table = read_table(src.path, encoding=src.encoding, delimiter=src.delimiter, required=required,
                        allow_empty=True, stage=stage)
     return to_frame(table, mapping)
-
-
-def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Opening balances with each national-format phone read as stage 02 reads it.
-
-    ``parse_opening`` reads a national phone in the migration's default region. Stage 02 resolves
-    a row whose pair then matches nobody by reading the phone again in the region of the member its
-    email names (``stages.mapping``); the same rule here keeps the two stages in agreement. Returns
-    the balances (``phone`` replaced where the second reading found exactly one member) and how
-    many rows were re-read.
-    """
-    if balances.empty:
-        return balances, 0
-    phones = text_column(members, "phone")
-    # object columns: match_phone_email reads them back as arrays, a text dtype would convert twice
-    table = pd.DataFrame({"phone": phones, "email_key": text_column(members, "email_key")}, dtype=object)
-    current = text_column(balances, "phone")
-    pos = match_phone_email(table, current, text_column(balances, "email_key"), text_column(balances, "phone_raw"))
-    hit = (pos >= 0)
-    hit[hit] = phones[pos[hit]] != current[hit]
-    if not hit.any():
-        return balances, 0
-    out = balances.copy()
-    new = current.copy()
-    new[hit] = phones[pos[hit]]
-    out["phone"] = new
-    return out, int(hit.sum())
 
 
 def _all_rejects(ledger_rejects: pd.DataFrame, opening: OpeningParse | None, unmatched: pd.DataFrame,

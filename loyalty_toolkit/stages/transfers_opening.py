@@ -19,6 +19,7 @@ import pandas as pd
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.stages.lots import OPEN, text_column
+from loyalty_toolkit.stages.mapping import match_phone_email
 from loyalty_toolkit.stages.transfers import (
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
@@ -153,3 +154,30 @@ def _unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phone, m_em
         out.append((STAGE, file, int(line), lot_id, "phone+email", code, f"opening balance of {pts} points: {msg}",
                     f"{phone}|{email}", legacy, lot_id, int(pts), exact, residue))
     return out
+
+
+def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Opening balances with each national-format phone read as stage 02 reads it.
+
+    ``parse_opening`` reads a national phone in the migration's default region. Stage 02 resolves
+    a row whose pair then matches nobody by reading the phone again in the region of the member its
+    email names (``stages.mapping``); the same rule here keeps the two stages in agreement. Returns
+    the balances (``phone`` replaced where the second reading found exactly one member) and how
+    many rows were re-read.
+    """
+    if balances.empty:
+        return balances, 0
+    phones = text_column(members, "phone")
+    # object columns: match_phone_email reads them back as arrays, a text dtype would convert twice
+    table = pd.DataFrame({"phone": phones, "email_key": text_column(members, "email_key")}, dtype=object)
+    current = text_column(balances, "phone")
+    pos = match_phone_email(table, current, text_column(balances, "email_key"), text_column(balances, "phone_raw"))
+    hit = (pos >= 0)
+    hit[hit] = phones[pos[hit]] != current[hit]
+    if not hit.any():
+        return balances, 0
+    out = balances.copy()
+    new = current.copy()
+    new[hit] = phones[pos[hit]]
+    out["phone"] = new
+    return out, int(hit.sum())

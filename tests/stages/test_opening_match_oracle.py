@@ -1,5 +1,5 @@
-"""The opening rows' member matching at scale (mapping.match_phone_email, s03's member_phones,
-transfers_opening.opening_lots) against copies of the implementations they replaced, on generated members
+"""The opening rows' member matching at scale (mapping.match_phone_email and transfers_opening's
+member_phones and opening_lots) against copies of the implementations they replaced, on generated members
 and opening rows: same positions, same balances, same lots and unmatched rows."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from loyalty_toolkit.sources.opening_balances import parse_opening
 from loyalty_toolkit.stages import mapping, transfers, transfers_opening
 from loyalty_toolkit.stages.lots import OPEN, text_column
 from loyalty_toolkit.stages.mapping import _lookup, match_phone_email
-from loyalty_toolkit.stages.s03_transfers import member_phones
 from loyalty_toolkit.stages.transfers import (
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
@@ -29,6 +28,7 @@ from loyalty_toolkit.stages.transfers import (
 from loyalty_toolkit.stages.transfers_keys import holders, isin
 from loyalty_toolkit.stages.transfers_opening import (
     UNMATCHED_COLUMNS,
+    member_phones,
     opening_lots,
 )
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from loyalty_toolkit.errors import GateFailed
-from loyalty_toolkit.stages import s03_transfers, transfers_outputs
+from loyalty_toolkit.stages import s03_transfers, transfers_opening, transfers_outputs
 from loyalty_toolkit.stages.context import StageContext, open_stage
 from loyalty_toolkit.stages.transfers import TransferResult
 from loyalty_toolkit.store import StagingStore
@@ -194,7 +194,7 @@ def test_national_phones_of_opening_rows_are_read_as_stage_02_reads_them():
                             "phone": ["+84912345678", "+33612345678"]})
     balances = pd.DataFrame({"phone": ["+33912345678", "+33612345678"], "phone_raw": ["0912345678", "0612345678"],
                              "email_key": ["an@x.vn", "bo@x.fr"]})
-    out, reread = s03_transfers.member_phones(balances, members)
+    out, reread = transfers_opening.member_phones(balances, members)
     assert reread == 1
     assert out["phone"].tolist() == ["+84912345678", "+33612345678"]
     assert balances["phone"].tolist() == ["+33912345678", "+33612345678"]  # the input is not modified

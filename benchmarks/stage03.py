@@ -30,10 +30,12 @@ from loyalty_toolkit.stages.reconcile import Reconciliation
 from loyalty_toolkit.stages.transfers_outputs import TransferFiles
 from loyalty_toolkit.stages.transfers_slices import SliceTotals
 from loyalty_toolkit.store import PendingTables
+from loyalty_toolkit.store.spool import SpooledPendingTables
 
 METHODS = ((TransferFiles, "write"), (TransferFiles, "close"), (PendingTables, "append"), (SliceTotals, "add_lots"),
            (SliceTotals, "add_transfers"), (SliceTotals, "lot_result"), (Reconciliation, "by"),
-           (Reconciliation, "roll_forward"), (context.StageContext, "write_rejects"))
+           (Reconciliation, "roll_forward"), (context.StageContext, "write_rejects"),
+           (SpooledPendingTables, "wait"))
 STEPS = ("read_and_parse_ledger", "parse_opening", "member_phones", "_all_rejects", "plan_slices", "opening_lots", "build_lots", "build_transfers", "produced_per_member",
          "transfer_side", "lots_check", "transfers_check", "write_haravan_file", "Reconciliation")
 

@@ -153,6 +153,8 @@ class StageContext:
                parameters: dict[str, Any] | None = None, pending: PendingTables | None = None) -> None:
         """Record the stage's figures, then commit its tables and publish its ``pending`` ones
         (written during the stage), or drop those and raise GateFailed (nothing committed)."""
+        if pending is not None and gate.passed:
+            pending.wait()  # a background writer's failure fails the stage before its record says passed
         record = {
             "name": self.stage, "status": "passed" if gate.passed else "failed",
             "rows_in": figures.rows_in, "rows_out": figures.rows_out, "rows_rejected": figures.rows_rejected,

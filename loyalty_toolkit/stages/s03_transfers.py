@@ -294,7 +294,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
     totals = SliceTotals(cutover=cutover, timezone=src.timezone)
     residue_total = Decimal(0)
-    pending = ctx.store.pending(ctx.stage)  # the slices' lots, allocations and transfers, published by commit
+    pending = ctx.store.pending(ctx.stage, background=True)  # the slices' big tables, inserted by a 2nd process
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
     transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
     try:

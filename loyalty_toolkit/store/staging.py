@@ -89,10 +89,12 @@ class StagingStore:
         """Replace ``tables``, publish the ``pending`` tables (written slice by slice during the
         stage) and record ``stage`` as completed, all in one transaction. The pending tables are
         gone afterwards either way: published, or dropped if the commit failed."""
-        published = pending.tables() if pending is not None else {}
         if pending is not None and pending.stage != stage:
             raise LoyaltyError(f"pending tables of stage {pending.stage!r} cannot be committed by stage {stage!r}",
                                file=self.path)
+        if pending is not None:
+            pending.wait()  # a background writer's failure: its tables dropped, one line raised
+        published = pending.tables() if pending is not None else {}
         both = sorted(set(tables) & set(published))
         if both:
             raise LoyaltyError(f"table {both[0]!r} is both written whole and pending", stage=stage, file=self.path)
@@ -123,11 +125,18 @@ class StagingStore:
         if pending is not None:
             pending.published()
 
-    def pending(self, stage: str) -> PendingTables:
+    def pending(self, stage: str, *, background: bool = False) -> PendingTables:
         """Hidden tables ``stage`` fills frame by frame before its gate has run, published by
         :meth:`commit_stage` (``pending=``) or dropped by :meth:`PendingTables.discard`. Tables a
-        crashed run of ``stage`` left behind are dropped first."""
-        pending = PendingTables(self, stage)
+        crashed run of ``stage`` left behind are dropped first (and its spool files).
+        ``background``: a second process inserts the frames (store/spool.py) while this one goes on;
+        this process must then not write to the database until the commit or discard."""
+        if background:
+            from loyalty_toolkit.store.spool import SpooledPendingTables  # it subclasses PendingTables
+
+            pending: PendingTables = SpooledPendingTables(self, stage)
+        else:
+            pending = PendingTables(self, stage)
         pending.discard()
         return pending
 
@@ -259,16 +268,27 @@ class PendingTables:
         """Add ``frame``'s rows to pending table ``name``. The first frame with rows fixes the
         declared column types (empty frames add nothing and fix nothing but the columns); every
         frame must have the same columns, in the same order, and frames with rows the same types."""
+        declared, create = self._check(name, frame)
+        self._write(name, frame, declared, create)
+        if create:
+            self._columns[name] = declared
+        self._rows[name] = self._rows.get(name, 0) + (0 if frame.empty else len(frame))
+
+    def _check(self, name: str, frame: pd.DataFrame) -> tuple[dict[str, type], bool]:
+        """The frame's declared columns, and whether the hidden table is (re)created for it;
+        a frame that does not fit the earlier ones is refused before anything is written."""
         if name.startswith("_"):
             raise LoyaltyError(f"table name {name!r} is reserved", file=self.store.path)
-        hidden = self.hidden_name(name)
         declared = _declared_columns(frame)
         known = self._columns.get(name)
         if known is not None and (list(declared) != list(known)
                                   or (self._rows[name] and not frame.empty and declared != known)):
             raise self._mismatch(name, declared)
         # (re)created until a frame with rows has fixed the types
-        create = known is None or (not self._rows[name] and not frame.empty and declared != known)
+        return declared, known is None or (not self._rows[name] and not frame.empty and declared != known)
+
+    def _write(self, name: str, frame: pd.DataFrame, declared: dict[str, type], create: bool) -> None:
+        hidden = self.hidden_name(name)
         db = self.store.db
         try:
             with db.atomic():
@@ -281,9 +301,10 @@ class PendingTables:
         except Exception as exc:
             raise LoyaltyError(f"could not write pending table {name!r} to the staging database: {exc}",
                                stage=self.stage, file=self.store.path) from exc
-        if create:
-            self._columns[name] = declared
-        self._rows[name] = self._rows.get(name, 0) + (0 if frame.empty else len(frame))
+
+    def wait(self) -> None:
+        """Return once every appended frame is in the database: at once here, where ``append``
+        inserts it itself (a background writer's subclass waits for it)."""
 
     def _mismatch(self, name: str, declared: dict[str, type]) -> LoyaltyError:
         have = self._columns[name]

@@ -114,6 +114,7 @@ class SpooledPendingTables(PendingTables):
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdin: IO[bytes] | None = None
         self._seq = 0
+        self._last = ""  # the table of the latest frame handed over
         self.writer_peak_mb: float | None = None  # the writer process's VmHWM, once it has finished
 
     # -- main process ---------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class SpooledPendingTables(PendingTables):
                                f"{' '.join(str(exc).split())}", stage=self.stage, file=self.store.path) from exc
         message = {"name": name, "table": self.hidden_name(name), "file": path.name,
                    "create": {c: _SQL_NAMES[t] for c, t in declared.items()} if create else None}
+        self._last = name
         self._send(message)
 
     def _start(self) -> None:
@@ -186,8 +188,8 @@ class SpooledPendingTables(PendingTables):
         said = next((ln for ln in reversed(lines) if ln.startswith("could not write pending table")), None)
         if said is not None:
             return LoyaltyError(said, stage=self.stage, file=self.store.path)
-        left = self._queued()
-        table = left[0].stem.split("-", 1)[1] if left else "?"
+        left = self._queued()  # the oldest file still there is the one it was inserting
+        table = left[0].stem.split("-", 1)[1] if left else self._last
         code = proc.returncode
         how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
                else f"stopped with exit code {code}" + (f" ({lines[-1].strip()})" if lines else ""))

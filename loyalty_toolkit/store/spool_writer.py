@@ -7,12 +7,14 @@ Reads one JSON message a line on stdin (``{"name", "table", "file", "create"}``,
 columns, inserts the file's rows as ``PendingTables.append`` would (same ``bulk.insert_columns``,
 same slices of rows, one transaction per file) and deletes the file. On the first failure it
 writes one line naming the table to stderr and exits 1, leaving that file in place; if stdin
-ends without the end message (the stage's process died) it stops without writing more.
+ends without the end message, or its parent is gone (the stage's process died), it stops
+without writing more.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sqlite3
 import sys
@@ -74,12 +76,15 @@ def _peak_rss_kb() -> int | None:
 def main(argv: list[str]) -> int:
     db_path, spool = argv[0], Path(argv[1])
     db = sqlite_utils.Database(sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S))
+    parent = os.getppid()
     ended = False
     for line in sys.stdin.buffer:
         message = json.loads(line)
         if message.get("end"):
             ended = True
             break
+        if os.getppid() != parent:
+            break  # the stage's process died: what it queued is a crashed run's, dropped by its next run
         try:
             insert_file(db, message, spool)
         except Exception as exc:

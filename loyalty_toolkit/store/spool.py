@@ -156,10 +156,11 @@ class SpooledPendingTables(PendingTables):
         try:
             self._stdin.write(json.dumps(message).encode() + b"\n")
             self._stdin.flush()
-        except (BrokenPipeError, OSError):
+        except OSError as exc:  # a broken pipe: the writer has stopped
             self._proc.wait()  # type: ignore[union-attr]
             self._check_writer()
-            raise
+            raise LoyaltyError(f"could not hand pending table {message['name']!r} to its writer process: {exc}",
+                               stage=self.stage, file=self.store.path) from exc
 
     def _queued(self) -> list[Path]:
         return sorted(self.spool.glob("*.arrow")) if self.spool.is_dir() else []
@@ -222,8 +223,8 @@ class SpooledPendingTables(PendingTables):
         try:
             self._stdin.write(b'{"end": true}\n')
             self._stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
+        except OSError:
+            pass  # it has stopped already: its exit code says how
         code = self._proc.wait()
         if code != 0 or self._queued():
             self._fail()

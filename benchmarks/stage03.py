@@ -116,6 +116,9 @@ def steps(config: Path, base: Path) -> list[tuple]:
     t0 = time.monotonic()
     s03_transfers.commit(ctx, outcome, report)
     rows.append(("commit", "", "", round(time.monotonic() - t0, 1), "", round(status_mb("VmHWM")), ""))
+    writer_mb = getattr(outcome.pending, "writer_peak_mb", None)
+    if writer_mb is not None:  # the background writer of the pending tables: a process of its own
+        rows.append(("(pending-table writer process)", "", "", "", "", round(writer_mb), "its own peak"))
     rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "", round(status_mb("VmHWM")), ""))
     return rows
 

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loyalty_toolkit.errors import LoyaltyError
-from loyalty_toolkit.store.bulk import column_values
+from loyalty_toolkit.store.bulk import _object_ids, cell, column_values
 from loyalty_toolkit.store.staging import _SQL_NAMES, PendingTables, StagingStore
 
 SPOOL_DIR = ".staging-spool"  # next to staging.db: <run dir>/.staging-spool/<stage>/
@@ -38,6 +38,7 @@ LOG = "writer.log"
 # stays at a couple of slices (disk) when the writer is the slower of the two.
 MAX_QUEUED = 6
 _POLL_S = 0.02
+_SHARED = 8  # rows per distinct object at least, for a column to cross as codes and one text per object
 
 
 def spool_dir(db_path: Path, stage: str) -> Path:
@@ -65,12 +66,19 @@ def arrow_column(series: pd.Series) -> tuple[pa.Array, bool]:
         missing = np.isnan(floats)
         return pa.array(floats, type=pa.float64(), mask=missing if missing.any() else None), False
     objects = series.to_numpy(dtype=object)
+    shared = _shared_objects(objects)
+    if shared is not None:  # a few objects (Decimal amounts, codes) shared by many rows: one text each
+        codes, distinct = shared
+        texts = [cell(v) for v in distinct.tolist()]
+        if set(map(type, texts)) <= {str, type(None)}:
+            return pa.DictionaryArray.from_arrays(codes, pa.array(texts, type=pa.large_string())), False
+    if pd.api.types.infer_dtype(objects, skipna=False) == "string":
+        return pa.array(objects, type=pa.large_string()), False  # text only: bound as it is
     if pd.api.types.infer_dtype(objects, skipna=True) in ("string", "empty"):
-        # text and missing cells only (the usual column): column_values binds the strings as they are
-        # and None for what pd.isna calls missing
+        # text and missing cells only: column_values binds the strings as they are and None for
+        # what pd.isna calls missing
         missing = pd.isna(objects)
-        return pa.array(objects, type=pa.large_string(), mask=missing if missing.any() else None,
-                        from_pandas=True), False
+        return pa.array(objects, type=pa.large_string(), mask=missing, from_pandas=True), False
     values = column_values(series)
     kinds = set(map(type, values)) - {type(None)}
     if len(kinds) <= 1:
@@ -83,6 +91,25 @@ def arrow_column(series: pd.Series) -> tuple[pa.Array, bool]:
             except (OverflowError, pa.ArrowException):
                 pass  # ints beyond int64: pickled, and refused by SQLite as the foreground insert would
     return pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in values], type=pa.large_binary()), True
+
+
+def _shared_objects(objects: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes (int32) and the distinct objects, by identity (never by value: Decimal("1.0") and
+    Decimal("1.00") are equal, their texts are not), when a column holds at most one distinct
+    object per ``_SHARED`` rows; a sample of its first rows rules out the mostly distinct."""
+    n = len(objects)
+    if n < 1000 or n >= 2**31:
+        return None
+    ids = _object_ids(objects)
+    head = ids[:4096]
+    if len(pd.unique(head)) * _SHARED > len(head):
+        return None
+    codes, uniques = pd.factorize(ids)
+    if len(uniques) * _SHARED > n:
+        return None
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes] = np.arange(n)  # any row of each object will do: same id, same object
+    return codes.astype(np.int32), objects[first]
 
 
 def arrow_table(frame: pd.DataFrame) -> pa.Table:

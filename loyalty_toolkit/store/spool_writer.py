@@ -37,6 +37,12 @@ def arrow_values(column: pa.ChunkedArray | pa.Array, pickled: bool) -> list[Any]
     """The column's cells as the Python values the foreground insert binds (nulls as None)."""
     if pickled:
         return [pickle.loads(b) for b in column.to_pylist()]
+    if pa.types.is_dictionary(column.type):  # codes into one text per distinct object
+        out: list[Any] = []
+        for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]):
+            texts = chunk.dictionary.to_pylist()
+            out.extend(map(texts.__getitem__, chunk.indices.to_numpy(zero_copy_only=False).tolist()))
+        return out
     if column.null_count == 0 and any(is_type(column.type) for is_type in _NUMERIC):
         return column.to_numpy().tolist()  # C loops, as bulk.column_values
     return column.to_pylist()

@@ -34,6 +34,10 @@ By = Literal["member", "center", "program", "total"]
 _KEYS = {"member": "user_id", "center": "center", "program": "program", "total": "scope"}
 _FIGURES = ("accrued", "redeemed", "expired", "owed_ledger", "open", "pending", "deficit", "owed_lots",
             "difference", "allocated", "unallocated")
+# The entry columns the reconciliation reads (points and action time also as points / *_ts / *_utc
+# in hand-built entries; center from accrual_center / payment_center when there is no center)
+RECONCILE_COLUMNS = ("line", "user_id", "kind", "points_units", "points", "action_at_us", "action_at_ts",
+                     "action_at_utc", "program", "center", "accrual_center", "payment_center")
 ROLL_FORWARD_COLUMNS = ("center", "program", "opening", "accrued", "redeemed", "expired", "closing",
                         "open", "pending", "deficit", "difference", "cross_center_out", "cross_center_in")
 

@@ -41,7 +41,7 @@ from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageContext, StageFigures, release_free_memory
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
-from loyalty_toolkit.stages.reconcile import Reconciliation
+from loyalty_toolkit.stages.reconcile import RECONCILE_COLUMNS, Reconciliation
 from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
     OPENING_CENTER,
@@ -84,10 +84,8 @@ class TransfersOutcome:
     slices: SliceTotals  # what the member slices left: sums and the notebook's aggregates
     o_lots: pd.DataFrame  # the opening-balance lots of mapped members (OPENING_LOT_COLUMNS)
     result: TransferResult  # every slice's; ``transfers`` holds only the first few rows (the rest are written)
-    pending: PendingTables  # the slices' lots, lot_allocations and unit_transfers, published by commit
+    pending: PendingTables  # lots, allocations, transfers and per-member tables, published by commit
     checks: dict[str, list[pd.DataFrame]]  # per gate table, the slices' rows
-    entries: pd.DataFrame  # the ledger entries (engine columns): member_lots rebuilds one member
-    id_map: pd.DataFrame
     opening: OpeningParse | None
     unmatched: pd.DataFrame  # opening rows matched to no mapped member (UNMATCHED_COLUMNS)
     rejects: pd.DataFrame  # every reject of the stage (REJECT_COLUMNS)
@@ -227,13 +225,15 @@ class TransfersOutcome:
 
     def member_lots(self, legacy_id: str) -> pd.DataFrame:
         """Every lot of one member (ledger and opening) and what became of it: support's first look.
-        The member's lots are rebuilt from the entries by the same engine (the stage keeps no lot rows)."""
-        e = self.entries
-        _, all_lots, result = build_slice(
-            e[text_column(e, "user_id") == legacy_id], self.o_lots[text_column(self.o_lots, "user_id") == legacy_id],
-            self.id_map[text_column(self.id_map, "legacy_id") == legacy_id], self.settings, self.cutover,
-            self.conservation["file"].iloc[0])
-        return view.member_lots(all_lots, result, legacy_id)
+        Read from the staging tables the slices wrote (pending until the commit publishes them)."""
+        pending = self.pending
+        pending.wait()
+        table = pending.tables()  # published name -> pending table; empty once committed
+        store = pending.store
+        return view.member_lots(store.read_where(table.get("lots", "lots"), "user_id", legacy_id),
+                                store.read_where(table.get("unit_transfers", "unit_transfers"), "legacy_id",
+                                                 legacy_id),
+                                self.result.rejects)
 
     def conservation_table(self) -> pd.DataFrame:
         return self.conservation
@@ -266,7 +266,8 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                    date_format=getattr(src, "date_format", None), columns=src.column_map(),
                                    entry_columns=ENGINE_COLUMNS)
     ledger_parsed_rows = parsed.rows_read
-    entries = parsed.entries
+    entries, ledger_rejects, ledger_reject_counts = parsed.entries, parsed.rejects, parsed.reject_counts()
+    del parsed
     release_free_memory()
     members = ctx.store.read_table("members", columns=["legacy_id", "email_key", "phone"])
     id_map = ctx.store.read_table("member_map", columns=["legacy_id", "target_id"])
@@ -323,9 +324,14 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         pending.discard()
         raise
 
+    # the reconciliation reads a few of the entries' columns: let the rest (lot ids, effective
+    # times: hundreds of megabytes at ten million rows) go before it builds its own arrays
+    entries = entries[[c for c in RECONCILE_COLUMNS if c in entries.columns]]
+    del id_map, o_slice, id_slice, plan
+    release_free_memory()
     lots = totals.lot_result()
     result = totals.transfer_result(residue_total)
-    rejects = _all_rejects(parsed.rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
+    rejects = _all_rejects(ledger_rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
                            src.column_map()["points"])
     ctx.write_rejects(rejects)
 
@@ -348,20 +354,25 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                    "opening": [Decimal(opening.points_total)]})
     rf = rec.roll_forward(opening=opening_rf, point_value=tcfg.point_value)
     del rec
+    # the per-member tables (a million rows each) go to the writer now: it inserts them while the
+    # notebook draws its tables and the gate runs, and the commit only publishes them
+    for name, frame in (("lot_balances", lots.balances), ("transfer_per_member", result.per_member),
+                        ("reconciliation_member", by_member)):
+        pending.append(name, frame)
 
     conservation = [_conservation_row("ledger", src.path.name, frozen["ledger"]["rows_kept"], ledger_parsed_rows,
-                                      len(entries), len(parsed.rejects))]
+                                      len(entries), len(ledger_rejects))]
     if opening is not None:
         conservation.append(_conservation_row("opening_balances", opening.source_file,
                                               frozen["opening_balances"]["rows_kept"], opening_parsed_rows,
                                               len(opening.balances), len(opening.rejects)))
     return TransfersOutcome(
         lots=lots, slices=totals, o_lots=o_lots, result=result, pending=pending, checks=checks,
-        entries=entries, id_map=id_map, opening=opening, unmatched=unmatched, rejects=rejects,
+        opening=opening, unmatched=unmatched, rejects=rejects,
         conservation=pd.DataFrame(conservation, columns=list(CONSERVATION_COLUMNS)),
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
-        by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=parsed.rows_read,
-        ledger_entries=len(entries), ledger_rejects=parsed.reject_counts(), cutover=cutover, timezone=src.timezone,
+        by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=ledger_parsed_rows,
+        ledger_entries=len(entries), ledger_rejects=ledger_reject_counts, cutover=cutover, timezone=src.timezone,
         settings=settings, phones_reread=reread, show_pii=ctx.show_pii)
 
 
@@ -452,9 +463,10 @@ def gate(ctx: StageContext, outcome: TransfersOutcome):
 
 def _store_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
     r, lr = outcome.result, outcome.lots
-    return {"lot_balances": lr.balances, "lot_fallbacks": lr.fallbacks, "unit_transfers_zero": r.zero,
-            "transfer_rejects": outcome.rejects, "transfer_review": r.review, "transfer_per_member": r.per_member,
-            "reconciliation_member": outcome.by_member, "reconciliation_center": outcome.by_center,
+    # lots, lot_allocations, unit_transfers and the per-member tables are pending (run())
+    return {"lot_fallbacks": lr.fallbacks, "unit_transfers_zero": r.zero,
+            "transfer_rejects": outcome.rejects, "transfer_review": r.review,
+            "reconciliation_center": outcome.by_center,
             "reconciliation_program": outcome.by_program, "reconciliation_total": outcome.total,
             "liability_roll_forward": outcome.roll_forward, "transfer_conservation": outcome.conservation,
             "transfer_outputs": outcome.outputs,

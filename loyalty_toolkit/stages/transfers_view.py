@@ -16,6 +16,7 @@ import pandas as pd
 from loyalty_toolkit.mask import mask_identifier
 from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.stages.lots import OPEN, PENDING, text_column
+from loyalty_toolkit.store import stored_decimal
 
 # (label, lowest whole balance in the band); a balance below zero is "negative".
 BANDS: tuple[tuple[str, int], ...] = (("0", 0), ("1-99", 1), ("100-499", 100), ("500-999", 500),
@@ -202,17 +203,19 @@ def transfers_sample(transfers: pd.DataFrame, n: int) -> pd.DataFrame:
     return transfers[cols].head(n).reset_index(drop=True)
 
 
-def member_lots(all_lots: pd.DataFrame, result, legacy_id: str) -> pd.DataFrame:
-    """One member's lots, each with the transfer that carries it (or why none does)."""
-    lots = all_lots[text_column(all_lots, "user_id") == legacy_id]
+def member_lots(lots: pd.DataFrame, transfers: pd.DataFrame, rejects: pd.DataFrame) -> pd.DataFrame:
+    """One member's lots (as stored), each with the transfer that carries it, or the reason code of
+    the reject that stopped it; amounts as Decimal."""
     cols = ["lot_id", "accrued", "consumed", "remaining", "status", "action_at_utc", "unlock_at_utc",
             "expires_at_utc", "center", "program", "line"]
-    out = lots[cols].reset_index(drop=True)
+    out = lots.reindex(columns=cols).reset_index(drop=True)
+    for c in ("accrued", "consumed", "remaining"):
+        out[c] = pd.Series([stored_decimal(v) for v in out[c].tolist()], dtype=object)
     carried: dict[str, str] = {}
-    for tid, ids in zip(result.transfers["transfer_id"].tolist(), result.transfers["lot_ids"].tolist()):
-        for lot in str(ids).split(","):
+    for tid, ids in zip(text_column(transfers, "transfer_id").tolist(), text_column(transfers, "lot_ids").tolist()):
+        for lot in ids.split(","):
             carried[lot] = tid
-    rejected = dict(zip(text_column(result.rejects, "lot_id").tolist(), text_column(result.rejects, "reason_code")))
+    rejected = dict(zip(text_column(rejects, "lot_id").tolist(), text_column(rejects, "reason_code")))
     out["transfer"] = [carried.get(lot) or rejected.get(lot, "") for lot in out["lot_id"].tolist()]
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,11 @@ def _run(root: Path, slice_entries: int):
     b = outcome.lots.balances
     member = sorted(b.loc[b["lots"] > 2, "user_id"])[0]
     views["member_lots"] = outcome.member_lots(member)
-    assert len(views["member_lots"]) >= b.loc[b["user_id"] == member, "lots"].iloc[0]  # + opening lots
+    mine = views["member_lots"]
+    assert len(mine) >= b.loc[b["user_id"] == member, "lots"].iloc[0]  # + opening lots
+    owed = mine["status"].isin(["open", "pending"]) & (mine["remaining"] > 0)
+    assert owed.any() and (mine.loc[owed, "transfer"] != "").all()  # a transfer id, or why none
+    assert all(isinstance(v, Decimal) for v in mine["remaining"])
     s03_transfers.commit(ctx, outcome, report)
     run_dir = root / RUN
     files = {p.relative_to(run_dir).as_posix(): p.read_bytes()

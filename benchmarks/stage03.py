@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.measure import print_table, status_mb
+from benchmarks.measure import print_table, reset_peak, status_mb
 from loyalty_toolkit.runner import run
 from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
@@ -74,29 +74,39 @@ def notebook(config: Path, base: Path) -> list[tuple]:
     result = run(config, stages="transfers", run_id=run_dir.name)
     rec = json.loads((run_dir / "stages" / "03_transfers.json").read_text())
     stage = next(s for s in json.loads((run_dir / "summary.json").read_text())["stages"] if s["name"] == "transfers")
+    kernel, writer = rec.get("peak_rss_mb"), rec.get("writer_peak_rss_mb")
+    note = f"+ writer {writer:,.0f} = {kernel + writer:,.0f} MB" if writer is not None else ""
     return [("03_transfers (notebook)", stage["status"], rec["totals"]["ledger"]["rows"], stage["seconds"],
-             rec.get("compute_seconds"), rec.get("peak_rss_mb"), result.message if result.exit_code else "")]
+             rec.get("compute_seconds"), kernel, result.message if result.exit_code else note)]
 
 
 def steps(config: Path, base: Path) -> list[tuple]:
     """Stage 03's functions in this process, each timed (``s03_transfers`` looks them up at call
     time); a function called once per member slice shows its total and its number of calls."""
-    spent: dict[str, list] = {}  # name -> [seconds, calls, peak MB after the last call]
+    spent: dict[str, list] = {}  # name -> [seconds, calls, own peak MB (the highest call), RSS after]
+    between = {"peak": 0.0, "after": ""}  # the highest peak outside any timed call, and after what
     t_all = time.monotonic()
 
     def timed(name, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            outside = status_mb("VmHWM")
+            if outside > between["peak"]:
+                between["peak"], between["after"] = outside, last[0]
+            reset_peak()  # each call's own peak (Linux clear_refs), not the process's so far
             t0 = time.monotonic()
             out = fn(*args, **kwargs)
             entry = spent.setdefault(name, [0.0, 0, 0, 0])
             entry[0] += time.monotonic() - t0
             entry[1] += 1
-            entry[2] = round(status_mb("VmHWM"))
+            entry[2] = max(entry[2], round(status_mb("VmHWM")))
             entry[3] = round(status_mb("VmRSS"))
+            last[0] = name
+            reset_peak()
             return out
         return wrapper
 
+    last = [""]
     for name in STEPS:
         setattr(s03_transfers, name, timed(name, getattr(s03_transfers, name)))
     for cls, method in METHODS:  # methods: patched on their class, for this process only
@@ -106,20 +116,26 @@ def steps(config: Path, base: Path) -> list[tuple]:
     outcome = s03_transfers.run(ctx)
     rows = [(name, "", "", round(sec, 1), "", peak, f"rss {rss:,}" + (f", {calls} calls" if calls > 1 else ""))
             for name, (sec, calls, peak, rss) in spent.items()]
+    rows.append(("(highest peak between timed calls)", "", "", "", "", round(between["peak"]),
+                 f"after {between['after']}"))
     rest = time.monotonic() - t0 - sum(v[0] for v in spent.values())
     rows.append(("(rest of run: slices, reconciliation, rejects ...)", "", "", round(rest, 1), "",
-                 round(status_mb("VmHWM")), f"{outcome.slices.slices} slices"))
+                 round(status_mb("VmHWM")), f"{outcome.slices.slices} slices (peak: since the last call)"))
+    reset_peak()
     t0 = time.monotonic()
     report = s03_transfers.gate(ctx, outcome)
     rows.append(("gate", "passed" if report.passed else "failed", "", round(time.monotonic() - t0, 1), "",
                  round(status_mb("VmHWM")), ""))
+    reset_peak()
     t0 = time.monotonic()
     s03_transfers.commit(ctx, outcome, report)
     rows.append(("commit", "", "", round(time.monotonic() - t0, 1), "", round(status_mb("VmHWM")), ""))
     writer_mb = getattr(outcome.pending, "writer_peak_mb", None)
     if writer_mb is not None:  # the background writer of the pending tables: a process of its own
         rows.append(("(pending-table writer process)", "", "", "", "", round(writer_mb), "its own peak"))
-    rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "", round(status_mb("VmHWM")), ""))
+    rows.append(("total", "", outcome.ledger_rows, round(time.monotonic() - t_all, 1), "",
+                 max(r[5] for r in rows if isinstance(r[5], (int, float)) and r[0] != "(pending-table writer process)"),
+                 "this process's highest peak"))
     return rows
 
 
@@ -140,7 +156,7 @@ def main() -> None:
             for run_dir in set(base.parent.iterdir()) - before:
                 shutil.rmtree(run_dir, ignore_errors=True)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {args.members:,} members")
-    head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note (rss MB after the last call)")
+    head = ("what", "status", "ledger rows", "seconds", "compute s", "peak MB", "note (steps: the call's own peak; RSS after)")
     widths = (50, 8, 13, 9, 10, 9, 24)
     print_table(head, widths, table)
 

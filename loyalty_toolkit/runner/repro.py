@@ -29,7 +29,7 @@ from loyalty_toolkit.store import StagingStore
 
 REPLAY_FOLDER = "repro"  # replays live in RUN_DIR/repro/<stage>-<UTC time>/, next to what they replay
 # Stage-JSON keys that measure the machine, not the migration; "outputs" is compared file by file.
-VOLATILE_FIGURES = ("compute_seconds", "peak_rss_mb", "outputs")
+VOLATILE_FIGURES = ("compute_seconds", "peak_rss_mb", "writer_peak_rss_mb", "outputs")
 # Columns of the stage ledger (_stages) that say when a stage ran, not what it produced.
 LEDGER_EXCLUDED = ("completed_at",)
 IDENTICAL, DIFFERENT, MISSING = "identical", "DIFFERENT", "missing"
@@ -415,7 +415,7 @@ def compare_figures(run_dir: Path, replay_dir: Path, stage: str) -> Comparison:
         return Comparison("figures", name, MISSING, "not in the run" if a is None else "not written by the replay")
     where = first_key_difference(a, b)
     if where is None:
-        return Comparison("figures", name, IDENTICAL, f"{', '.join(VOLATILE_FIGURES[:2])} not compared")
+        return Comparison("figures", name, IDENTICAL, f"{', '.join(VOLATILE_FIGURES[:3])} not compared")
     return Comparison("figures", name, DIFFERENT, f"first difference at {where}")
 
 

@@ -164,6 +164,9 @@ class StageContext:
             "peak_rss_mb": peak_rss_mb(),
             "outputs": self._outputs(),
         }
+        writer_mb = getattr(pending, "writer_peak_mb", None)
+        if writer_mb is not None:  # a background writer is a process of its own: its peak counts too
+            record["writer_peak_rss_mb"] = round(writer_mb, 1)
         out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2, default=str, sort_keys=True), encoding="utf-8")

@@ -27,8 +27,8 @@ from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.lots import PENDING, LotResult, text_column
 from loyalty_toolkit.stages.transfers import ADDING, SPENDING, TransferResult
 
-# Ledger rows per slice: at 10M rows, ten slices keep each slice's frames near half a gigabyte.
-SLICE_ENTRIES = 1_000_000
+# Ledger rows per slice: at 10M rows, twenty slices; a slice's frames then add about 0.3 GB at most.
+SLICE_ENTRIES = 500_000
 SAMPLE_ROWS = 50  # transfers and fallback pieces kept for the notebook's examples
 _LEAN_LOTS = ("line", "remaining_units", "status")
 _LEAN_ALLOCATIONS = ("line", "lot_line", "points_units", "cross_center")

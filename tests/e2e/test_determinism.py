@@ -33,7 +33,7 @@ EXCLUDED_FOLDERS = {
     "stages": "compared without times, memory and the run dir's path (below)",
     "repro": "replays of a stage (the last test makes one)",
 }
-EXCLUDED_STAGE_KEYS = ("compute_seconds", "peak_rss_mb")
+EXCLUDED_STAGE_KEYS = ("compute_seconds", "peak_rss_mb", "writer_peak_rss_mb")
 EXCLUDED_COLUMNS = {"_stages": ("completed_at",)}
 
 

@@ -3,8 +3,9 @@
 The rules live in the pure modules (``sources/ledger.py``, ``stages/lots.py``,
 ``sources/opening_balances.py``, ``stages/transfers.py``, ``stages/reconcile.py``; every rule is in
 ``docs/transfers.md``). This step reads the **frozen** ledger (and opening balances, when
-configured), builds the lots as of the cutover, turns the open and pending lots of mapped members
-into unit transfers and writes, pending the gate:
+configured), builds the lots as of the cutover and turns the open and pending lots of mapped
+members into unit transfers, member slice by member slice (``stages/transfers_slices.py``), and
+writes, pending the gate:
 
 - ``output/openloyalty/unit_transfers.json`` and/or ``.xml`` (``transfers.formats``);
 - ``output/haravan/opening_balances.csv``: Haravan's template holding every accepted opening row.
@@ -14,15 +15,16 @@ summed straight from its entries, the lots left by the lot engine, and the trans
 from the transfer rows themselves (never from ``TransferResult.per_member``, the engine's own
 bookkeeping), per member, per accrual center, per program and in total. The gate's tables are
 built in ``stages/transfers_checks.py``; the files are written and read back from disk for
-recounting in ``stages/transfers_outputs.py``; the notebook's tables are ``stages/transfers_view.py``.
+recounting in ``stages/transfers_outputs.py``; the outcome and its figures are
+``stages/transfers_outcome.py`` and the notebook's tables ``stages/transfers_view.py``. The big
+staging tables are pending tables a second process fills as the slices go (``store/spool.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,17 +32,11 @@ import pandas as pd
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import (
-    ENGINE_COLUMNS,
-    ENGINE_FIELDS,
-    plain_decimal,
-    units_to_decimal,
-)
+from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS
 from loyalty_toolkit.sources.ledger_stream import read_and_parse_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
-from loyalty_toolkit.stages import transfers_view as view
-from loyalty_toolkit.stages.context import StageContext, StageFigures, release_free_memory
-from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult, build_lots, text_column
+from loyalty_toolkit.stages.context import StageContext, release_free_memory
+from loyalty_toolkit.stages.lots import LotResult, build_lots, text_column
 from loyalty_toolkit.stages.reconcile import RECONCILE_COLUMNS, Reconciliation
 from loyalty_toolkit.stages.transfers import (
     NEGATIVE_BALANCE,
@@ -62,6 +58,7 @@ from loyalty_toolkit.stages.transfers_checks import (
     transfers_check,
 )
 from loyalty_toolkit.stages.transfers_opening import UNMATCHED_COLUMNS, member_phones, opening_lots
+from loyalty_toolkit.stages.transfers_outcome import TransfersOutcome
 from loyalty_toolkit.stages.transfers_outputs import (
     OUTPUT_COLUMNS,
     TransferFiles,
@@ -76,176 +73,6 @@ LOT_TIME_TWINS = ("expires_at_us", "unlock_at_us", "action_at_us")
 STORED_LOT_COLUMNS = [c for c in OPENING_LOT_COLUMNS if c not in LOT_TIME_TWINS]
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
-
-
-@dataclass
-class TransfersOutcome:
-    lots: LotResult  # every slice's: lots and allocations keep the columns the reconciliation reads
-    slices: SliceTotals  # what the member slices left: sums and the notebook's aggregates
-    o_lots: pd.DataFrame  # the opening-balance lots of mapped members (OPENING_LOT_COLUMNS)
-    result: TransferResult  # every slice's; ``transfers`` holds only the first few rows (the rest are written)
-    pending: PendingTables  # lots, allocations, transfers and per-member tables, published by commit
-    checks: dict[str, list[pd.DataFrame]]  # per gate table, the slices' rows
-    opening: OpeningParse | None
-    unmatched: pd.DataFrame  # opening rows matched to no mapped member (UNMATCHED_COLUMNS)
-    rejects: pd.DataFrame  # every reject of the stage (REJECT_COLUMNS)
-    conservation: pd.DataFrame
-    outputs: pd.DataFrame
-    by_member: pd.DataFrame  # reconcile(): ledger vs lots vs the transfer rows
-    by_center: pd.DataFrame
-    by_program: pd.DataFrame
-    total: pd.DataFrame
-    roll_forward: pd.DataFrame
-    files: list[Path]
-    ledger_rows: int
-    ledger_entries: int
-    ledger_rejects: dict[str, int]
-    cutover: datetime
-    timezone: str
-    settings: dict = field(default_factory=dict)  # granularity, rounding, negative_balance, point_value...
-    phones_reread: int = 0
-    show_pii: bool = False
-
-    # -- figures -------------------------------------------------------------------------------
-
-    def points(self) -> dict[str, Decimal]:
-        """The headline amounts, signed Decimals: before = after is the stage's promise."""
-        t = self.total.iloc[0]
-        tr, sl = self.result, self.slices
-        opening = Decimal(self.opening.points_total) if self.opening is not None else Decimal(0)
-        unmatched = Decimal(int(self.unmatched["points"].sum())) if len(self.unmatched) else Decimal(0)
-        transferred = Decimal(sl.adding_points - sl.spending_points)
-        residue = _dec(sl.residue_units)
-        rejected = _dec(int(tr.rejects["points_units"].sum()))
-        review = -_dec(int(tr.review["deficit_units"].sum()))
-        before = t["owed_ledger"] + opening
-        after = transferred + residue + rejected + review + unmatched
-        lots = self.lots.balances
-        out = {"before": before, "after": after, "difference": before - after, "ledger_owed": t["owed_ledger"],
-               "opening": opening, "transferred": transferred, "residue": residue, "rejected": rejected,
-               "review": review, "opening_unmatched": unmatched,
-               "open": _dec(int(lots["open_units"].sum())), "pending": _dec(int(lots["pending_units"].sum())),
-               "expired": _dec(int(lots["expired_units"].sum())), "deficit": _dec(int(lots["deficit_units"].sum()))}
-        return {k: plain_decimal(v) for k, v in out.items()}
-
-    def figures(self) -> StageFigures:
-        c = self.conservation.set_index("input")
-        p = self.points()
-        tr, sl = self.result, self.slices
-        fb = self.lots.fallbacks.set_index("method")
-        neg = self.lots.balances[self.lots.balances["deficit_units"] > 0]
-        opening = None
-        if self.opening is not None:
-            o = self.opening
-            opening = {"rows": int(c.loc["opening_balances", "rows_read"]), "accepted": len(o.balances),
-                       "rejected": len(o.rejects), "rejects_by_reason": o.reject_counts(),
-                       "matched": sl.opening_lots, "unmatched": len(self.unmatched),
-                       "unmatched_by_reason": _counts(self.unmatched["reason_code"]),
-                       "points": str(o.points_total), "points_exact": str(o.points_exact_total),
-                       "conversion_residue": str(o.residue_total), "phones_reread": self.phones_reread}
-        rf = self.roll_forward
-        liability = {}
-        for center, part in rf.groupby("center", sort=True):
-            entry = {"closing": str(sum(part["closing"], Decimal(0)))}
-            if "closing_value" in part.columns:
-                entry["value"] = str(sum(part["closing_value"], Decimal(0)))
-            liability[str(center)] = entry
-        s = self.settings
-        return StageFigures(
-            rows_in=int(c["rows_read"].sum()), rows_out=int(c["rows_accepted"].sum()),
-            rows_rejected=int(c["rows_rejected"].sum()),
-            totals={
-                "ledger": {"rows": self.ledger_rows, "entries": self.ledger_entries,
-                           "rejected": sum(self.ledger_rejects.values()), "rejects_by_reason": self.ledger_rejects},
-                "opening": opening,
-                "points_owed_before": str(p["before"]), "points_owed_after": str(p["after"]),
-                "points_difference": str(p["difference"]),
-                "points": {k: str(v) for k, v in p.items() if k not in ("before", "after", "difference")},
-                "residue_total": str(p["residue"]),
-                "transfers": {"count": sl.transfers, "adding": sl.adding, "spending": sl.spending,
-                              "zero_point": len(tr.zero), "files": [f.name for f in self.files]},
-                "lots": dict(sorted(sl.lot_status.items())),
-                "fallbacks": {m: int(fb.at[m, "redemptions"]) for m in FALLBACK_METHODS},
-                "fallback_points": {m: str(fb.at[m, "points"]) for m in FALLBACK_METHODS},
-                "negative_balances": {"members": len(neg), "points": str(_dec(int(neg["deficit_units"].sum()))),
-                                      "mode": s.get("negative_balance")},
-                "rejected_lots": len(tr.rejects), "held_for_review": len(tr.review),
-                "rejects_by_reason": _counts(self.rejects["reason_code"]),
-                "liability_per_center": liability,
-                "cross_center": {"allocations": sl.cross_center_allocations,
-                                 "points": str(_dec(sl.cross_center_units))},
-                **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in s.items()},
-            })
-
-    # -- notebook tables -----------------------------------------------------------------------
-
-    def counts(self) -> pd.DataFrame:
-        return view.counts(self.figures(), self.points())
-
-    def balance_distribution(self) -> pd.DataFrame:
-        return view.balance_bands(self.lots.balances, self.o_lots)
-
-    def expiry_calendar(self) -> pd.DataFrame:
-        return self.slices.expiry_calendar()
-
-    def pending_points(self) -> pd.DataFrame:
-        return self.slices.pending_by_month()
-
-    def fallback_matches(self) -> pd.DataFrame:
-        return self.lots.fallbacks.drop(columns=["points_units"])
-
-    def fallback_examples(self, n: int = 10) -> pd.DataFrame:
-        return self.slices.fallback_examples(n)
-
-    def negative_balances(self) -> pd.DataFrame:
-        return view.negative_balances(self.lots.balances, self.result, self.settings.get("negative_balance"))
-
-    def reconciliation(self) -> pd.DataFrame:
-        return view.mismatches(self.by_member, self.total, "user_id")
-
-    def reconciliation_by_center(self) -> pd.DataFrame:
-        return view.reconciliation(self.by_center, self.total, "center")
-
-    def reconciliation_by_program(self) -> pd.DataFrame:
-        return view.reconciliation(self.by_program, self.total, "program")
-
-    def liability_roll_forward(self) -> pd.DataFrame:
-        return view.roll_forward(self.roll_forward)
-
-    def cross_center(self) -> pd.DataFrame:
-        return self.slices.cross_center_summary()
-
-    def rounding_residue(self) -> pd.DataFrame:
-        sl = self.slices
-        return view.residue(sl.residue_rows, sl.residue_units, len(self.result.zero), sl.zero_residue_units,
-                            self.opening)
-
-    def transfers_sample(self, n: int = 10) -> pd.DataFrame:
-        return view.transfers_sample(self.result.transfers, n)
-
-    def member_lots(self, legacy_id: str) -> pd.DataFrame:
-        """Every lot of one member (ledger and opening) and what became of it: support's first look.
-        Read from the staging tables the slices wrote (pending until the commit publishes them)."""
-        pending = self.pending
-        pending.wait()
-        table = pending.tables()  # published name -> pending table; empty once committed
-        store = pending.store
-        return view.member_lots(store.read_where(table.get("lots", "lots"), "user_id", legacy_id),
-                                store.read_where(table.get("unit_transfers", "unit_transfers"), "legacy_id",
-                                                 legacy_id),
-                                self.result.rejects)
-
-    def conservation_table(self) -> pd.DataFrame:
-        return self.conservation
-
-    def output_table(self) -> pd.DataFrame:
-        return self.outputs
-
-    def rejects_by_reason(self) -> pd.DataFrame:
-        return view.rejects_by_reason(self.rejects)
-
-    def reject_examples(self, n: int = 3) -> pd.DataFrame:
-        return view.reject_examples(self.rejects, n, show_pii=self.show_pii)
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -292,43 +119,79 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                 "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
                 "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     plan = plan_slices(entries, slice_entries)
-    o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
-    totals = SliceTotals(cutover=cutover, timezone=src.timezone)
-    residue_total = Decimal(0)
-    pending = ctx.store.pending(ctx.stage, background=True)  # the slices' big tables, inserted by a 2nd process
-    checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
+    pending = ctx.store.pending(ctx.stage, background=True)  # the big tables, inserted by a 2nd process
     transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
-    try:
-        for k, rows in enumerate(plan.rows()):
-            o_part = o_lots if rows is None else o_lots[o_slice == k]
-            lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
-                                                 id_map if rows is None else id_map[id_slice == k], settings, cutover,
-                                                 src.path.name)
-            residue_total += result.residue_total
-            totals.add_lots(lots, all_lots, len(o_part))
-            totals.add_transfers(result, produced_per_member(result, o_part),
-                                 transfer_side(all_lots, result, lots.allocations))
-            transfer_files.write(result.transfers)
-            checks["lots"].append(lots_check(all_lots))
-            checks["transfers"].append(transfers_check(result.transfers))
-            # the lots' *_us time twins are the engine's; the table keeps the ISO text (millions of
-            # rows: three more columns cost the commit time for nothing a reader needs)
-            pending.append("lots", all_lots.reindex(columns=STORED_LOT_COLUMNS).astype(
-                {"source": object, "source_file": object}))  # a slice without opening lots: NULL, as in one table
-            pending.append("lot_allocations", lots.allocations)
-            pending.append("unit_transfers", result.transfers)
-            del lots, all_lots, result, o_part
-            release_free_memory()
-    except BaseException:  # no half-written file or table is left pending
+    try:  # no half-written file or table is left pending
+        totals, checks, residue_total = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
+                                                    transfer_files, pending)
+        # the reconciliation reads a few of the entries' columns: let the rest (lot ids, effective
+        # times: hundreds of megabytes at ten million rows) go before it builds its own arrays
+        entries = entries[[c for c in RECONCILE_COLUMNS if c in entries.columns]]
+        del id_map, plan
+        release_free_memory()
+        read = _Read(entries, ledger_rejects, ledger_reject_counts, ledger_parsed_rows, opening, o_lots, unmatched,
+                     opening_parsed_rows, reread)
+        del entries
+        return _finish_run(ctx, src, read, totals, checks, residue_total, transfer_files, pending, settings)
+    except BaseException:
         transfer_files.abort()
         pending.discard()
         raise
 
-    # the reconciliation reads a few of the entries' columns: let the rest (lot ids, effective
-    # times: hundreds of megabytes at ten million rows) go before it builds its own arrays
-    entries = entries[[c for c in RECONCILE_COLUMNS if c in entries.columns]]
-    del id_map, o_slice, id_slice, plan
-    release_free_memory()
+
+def _run_slices(entries, o_lots, id_map, plan, settings, cutover, src, transfer_files,
+                pending) -> tuple[SliceTotals, dict[str, list[pd.DataFrame]], Decimal]:
+    """Every member slice through the engines: its transfers appended to the files, its lots,
+    allocations and transfers to the pending tables, its figures to the totals; then dropped."""
+    o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
+    totals = SliceTotals(cutover=cutover, timezone=src.timezone)
+    residue_total = Decimal(0)
+    checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
+    for k, rows in enumerate(plan.rows()):
+        o_part = o_lots if rows is None else o_lots[o_slice == k]
+        lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
+                                             id_map if rows is None else id_map[id_slice == k], settings, cutover,
+                                             src.path.name)
+        residue_total += result.residue_total
+        totals.add_lots(lots, all_lots, len(o_part))
+        totals.add_transfers(result, produced_per_member(result, o_part),
+                             transfer_side(all_lots, result, lots.allocations))
+        transfer_files.write(result.transfers)
+        checks["lots"].append(lots_check(all_lots))
+        checks["transfers"].append(transfers_check(result.transfers))
+        # the lots' *_us time twins are the engine's; the table keeps the ISO text (millions of
+        # rows: three more columns cost the commit time for nothing a reader needs)
+        pending.append("lots", all_lots.reindex(columns=STORED_LOT_COLUMNS).astype(
+            {"source": object, "source_file": object}))  # a slice without opening lots: NULL, as in one table
+        pending.append("lot_allocations", lots.allocations)
+        pending.append("unit_transfers", result.transfers)
+        del lots, all_lots, result, o_part
+        release_free_memory()
+    return totals, checks, residue_total
+
+
+@dataclass
+class _Read:
+    """What ``run`` read before the slices: the ledger's entries and rejects, the opening balances."""
+
+    entries: pd.DataFrame
+    ledger_rejects: pd.DataFrame
+    ledger_reject_counts: dict[str, int]
+    ledger_rows: int
+    opening: OpeningParse | None
+    o_lots: pd.DataFrame
+    unmatched: pd.DataFrame
+    opening_rows: int
+    reread: int
+
+
+def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks: dict[str, list[pd.DataFrame]],
+                residue_total: Decimal, transfer_files: TransferFiles, pending: PendingTables,
+                settings: dict) -> TransfersOutcome:
+    """After the slices: the rejects, the files read back, the reconciliation over the whole ledger."""
+    tcfg, cutover, frozen = ctx.config.transfers, ctx.config.migration.cutover, ctx.frozen_inputs()
+    entries, opening, o_lots, unmatched = read.entries, read.opening, read.o_lots, read.unmatched
+    ledger_rejects, ledger_parsed_rows = read.ledger_rejects, read.ledger_rows
     lots = totals.lot_result()
     result = totals.transfer_result(residue_total)
     rejects = _all_rejects(ledger_rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
@@ -364,7 +227,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
                                       len(entries), len(ledger_rejects))]
     if opening is not None:
         conservation.append(_conservation_row("opening_balances", opening.source_file,
-                                              frozen["opening_balances"]["rows_kept"], opening_parsed_rows,
+                                              frozen["opening_balances"]["rows_kept"], read.opening_rows,
                                               len(opening.balances), len(opening.rejects)))
     return TransfersOutcome(
         lots=lots, slices=totals, o_lots=o_lots, result=result, pending=pending, checks=checks,
@@ -372,8 +235,8 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         conservation=pd.DataFrame(conservation, columns=list(CONSERVATION_COLUMNS)),
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
         by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=ledger_parsed_rows,
-        ledger_entries=len(entries), ledger_rejects=ledger_reject_counts, cutover=cutover, timezone=src.timezone,
-        settings=settings, phones_reread=reread, show_pii=ctx.show_pii)
+        ledger_entries=len(entries), ledger_rejects=read.ledger_reject_counts, cutover=cutover, timezone=src.timezone,
+        settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii)
 
 
 def build_slice(entries: pd.DataFrame, o_lots: pd.DataFrame, id_map: pd.DataFrame, settings: dict, cutover: datetime,
@@ -484,11 +347,3 @@ def commit(ctx: StageContext, outcome: TransfersOutcome, gate_report) -> None:
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params, pending=outcome.pending)
     for p in stale_files(ctx.run_dir / "output", keep={f.name for f in outcome.files}):
         p.unlink()
-
-
-def _dec(units: int) -> Decimal:
-    return units_to_decimal(np.asarray([units], dtype=np.int64))[0]
-
-
-def _counts(series: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}

@@ -1,4 +1,4 @@
-"""The tables stage 03's notebook shows (``s03_transfers.TransfersOutcome`` methods call these).
+"""The tables stage 03's notebook shows (``transfers_outcome.TransfersOutcome`` methods call these).
 
 Display only: every figure here is derived from frames the step module already reconciled.
 Points stay ``Decimal``; money is rounded to cents only for display (the roll-forward keeps the

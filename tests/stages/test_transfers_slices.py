@@ -103,3 +103,19 @@ def test_many_slices_give_the_files_tables_figures_and_views_of_one(program):
         pd.testing.assert_frame_equal(getattr(one, name), getattr(many, name), obj=name)
     ex1, ex2 = one.fallback_examples(100), many.fallback_examples(100)
     assert len(ex1) == len(ex2) and set(ex1["line"]) == set(ex2["line"])
+
+
+def test_a_failure_after_the_slices_leaves_no_pending_table(program, monkeypatch):
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("the reconciliation broke")
+
+    monkeypatch.setattr(s03_transfers, "Reconciliation", Broken)
+    store = StagingStore.for_run(program / RUN)
+    before = store.digests()
+    ctx = open_stage("transfers", str(program / "migration.yml"), str(program / RUN))
+    with pytest.raises(RuntimeError, match="reconciliation broke"):
+        s03_transfers.run(ctx, slice_entries=7)  # many slices went to the writer before it broke
+    assert ctx.store.digests() == before
+    assert not [t for t in ctx.store.db.table_names() if t.startswith("_pending_")]
+    assert not list((program / RUN).glob(".staging-spool/transfers/*"))

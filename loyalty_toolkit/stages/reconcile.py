@@ -211,14 +211,29 @@ def cross_center_redemptions(lot_result: LotResult) -> pd.DataFrame:
 
 def cross_center_summary(lot_result: LotResult) -> pd.DataFrame:
     """Cross-center points per (issuing lot center, redeeming center): allocations and points."""
-    alloc = lot_result.allocations
-    cc = alloc.loc[alloc["cross_center"].to_numpy(dtype=bool)]
+    return cross_center_total([cross_center_parts(lot_result.allocations)])
+
+
+def cross_center_parts(allocations: pd.DataFrame) -> pd.DataFrame:
+    """Cross-center allocations and int64 micro-points per (lot center, redemption center) of some
+    allocations: one member slice's part, which :func:`cross_center_total` adds up."""
+    cc = allocations.loc[allocations["cross_center"].to_numpy(dtype=bool)]
     g = cc.groupby(["lot_center", "redemption_center"], sort=True)["points_units"].agg(["size", "sum"])
+    return pd.DataFrame({"lot_center": pd.Series(g.index.get_level_values(0), dtype=object),
+                         "redemption_center": pd.Series(g.index.get_level_values(1), dtype=object),
+                         "allocations": g["size"].to_numpy(dtype=np.int64),
+                         "points_units": g["sum"].to_numpy(dtype=np.int64)})
+
+
+def cross_center_total(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`cross_center_parts` added up, per pair of centers, points as Decimal."""
+    g = (pd.concat(parts, ignore_index=True).groupby(["lot_center", "redemption_center"], sort=True)
+         [["allocations", "points_units"]].sum())
     return pd.DataFrame({
         "lot_center": pd.Series(g.index.get_level_values(0), dtype=object),
         "redemption_center": pd.Series(g.index.get_level_values(1), dtype=object),
-        "allocations": g["size"].to_numpy(dtype=np.int64),
-        "points": units_to_decimal(g["sum"].to_numpy(dtype=np.int64)),
+        "allocations": g["allocations"].to_numpy(dtype=np.int64),
+        "points": units_to_decimal(g["points_units"].to_numpy(dtype=np.int64)),
     })
 
 

@@ -22,8 +22,9 @@ from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageFigures
 from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult
 from loyalty_toolkit.stages.transfers import TransferResult
-from loyalty_toolkit.stages.transfers_slices import SliceTotals
+from loyalty_toolkit.stages.transfers_slices import SliceTotals, value_counts
 from loyalty_toolkit.store import PendingTables
+from loyalty_toolkit.store.lookup import StagingReader
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TransfersOutcome:
         c = self.conservation.set_index("input")
         p = self.points()
         tr, sl = self.result, self.slices
+        cross = pd.concat(sl.cross_center, ignore_index=True)  # the slices' cross-center parts, in units
         fb = self.lots.fallbacks.set_index("method")
         neg = self.lots.balances[self.lots.balances["deficit_units"] > 0]
         opening = None
@@ -88,7 +90,7 @@ class TransfersOutcome:
             opening = {"rows": int(c.loc["opening_balances", "rows_read"]), "accepted": len(o.balances),
                        "rejected": len(o.rejects), "rejects_by_reason": o.reject_counts(),
                        "matched": sl.opening_lots, "unmatched": len(self.unmatched),
-                       "unmatched_by_reason": _counts(self.unmatched["reason_code"]),
+                       "unmatched_by_reason": value_counts(self.unmatched["reason_code"]),
                        "points": str(o.points_total), "points_exact": str(o.points_exact_total),
                        "conversion_residue": str(o.residue_total), "phones_reread": self.phones_reread}
         rf = self.roll_forward
@@ -118,10 +120,10 @@ class TransfersOutcome:
                 "negative_balances": {"members": len(neg), "points": str(_dec(int(neg["deficit_units"].sum()))),
                                       "mode": s.get("negative_balance")},
                 "rejected_lots": len(tr.rejects), "held_for_review": len(tr.review),
-                "rejects_by_reason": _counts(self.rejects["reason_code"]),
+                "rejects_by_reason": value_counts(self.rejects["reason_code"]),
                 "liability_per_center": liability,
-                "cross_center": {"allocations": sl.cross_center_allocations,
-                                 "points": str(_dec(sl.cross_center_units))},
+                "cross_center": {"allocations": int(cross["allocations"].sum()),
+                                 "points": str(_dec(int(cross["points_units"].sum())))},
                 **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in s.items()},
             })
 
@@ -174,14 +176,12 @@ class TransfersOutcome:
     def member_lots(self, legacy_id: str) -> pd.DataFrame:
         """Every lot of one member (ledger and opening) and what became of it: support's first look.
         Read from the staging tables the slices wrote (pending until the commit publishes them)."""
-        pending = self.pending
-        pending.wait()
-        table = pending.tables()  # published name -> pending table; empty once committed
-        store = pending.store
-        return view.member_lots(store.read_where(table.get("lots", "lots"), "user_id", legacy_id),
-                                store.read_where(table.get("unit_transfers", "unit_transfers"), "legacy_id",
-                                                 legacy_id),
-                                self.result.rejects)
+        self.pending.wait()
+        table = self.pending.tables()  # published name -> pending table; empty once committed
+        with StagingReader(self.pending.store.path) as reader:
+            lots = reader.select(table.get("lots", "lots"), "user_id = ?", [legacy_id]) or []
+            transfers = reader.select(table.get("unit_transfers", "unit_transfers"), "legacy_id = ?", [legacy_id]) or []
+        return view.member_lots(pd.DataFrame(lots), pd.DataFrame(transfers), self.result.rejects)
 
     def conservation_table(self) -> pd.DataFrame:
         return self.conservation
@@ -198,7 +198,3 @@ class TransfersOutcome:
 
 def _dec(units: int) -> Decimal:
     return units_to_decimal(np.asarray([units], dtype=np.int64))[0]
-
-
-def _counts(series: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}

@@ -25,6 +25,7 @@ import pandas as pd
 from loyalty_toolkit.sources.ledger import units_to_decimal
 from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.lots import PENDING, LotResult, text_column
+from loyalty_toolkit.stages.reconcile import cross_center_parts, cross_center_total
 from loyalty_toolkit.stages.transfers import ADDING, SPENDING, TransferResult
 
 # Ledger rows per slice: at 10M rows, twenty slices; a slice's frames then add about 0.3 GB at most.
@@ -120,9 +121,7 @@ class SliceTotals:
     fallback_pieces: list[pd.DataFrame] = field(default_factory=list)
     transfer_sample: list[pd.DataFrame] = field(default_factory=list)
     lot_status: dict[str, int] = field(default_factory=dict)
-    ledger_lots: int = 0
     opening_lots: int = 0
-    opening_units: int = 0
     transfers: int = 0
     adding: int = 0
     spending: int = 0
@@ -131,8 +130,6 @@ class SliceTotals:
     residue_rows: int = 0  # transfer rows, emitted or zero-point, with a rounding residue
     residue_units: int = 0  # their signed residue
     zero_residue_units: int = 0
-    cross_center_allocations: int = 0
-    cross_center_units: int = 0
     slices: int = 0
 
     def add_lots(self, lots: LotResult, all_lots: pd.DataFrame, n_opening: int) -> None:
@@ -143,21 +140,12 @@ class SliceTotals:
         self.balances.append(lots.balances)
         self.after_cutover.append(lots.after_cutover)
         self.fallbacks.append(lots.fallbacks)
-        self.ledger_lots += len(lots.lots)
         self.opening_lots += n_opening
-        for status, n in _value_counts(lots.lots["status"]).items():  # ledger lots, as the figures count
+        for status, n in value_counts(lots.lots["status"]).items():  # ledger lots, as the figures count
             self.lot_status[status] = self.lot_status.get(status, 0) + n
         alloc = lots.allocations
-        cross = alloc["cross_center"].to_numpy(dtype=bool)
-        self.cross_center_allocations += int(cross.sum())
-        self.cross_center_units += int(alloc["points_units"].to_numpy(np.int64)[cross].sum())
-        if cross.any():
-            cc = alloc.loc[cross]
-            self.cross_center.append(cc.groupby(["lot_center", "redemption_center"], sort=True)["points_units"]
-                                     .agg(["size", "sum"]).reset_index())
-        pieces = alloc[text_column(alloc, "method") != "link"]
-        if len(pieces):
-            self.fallback_pieces.append(pieces.groupby("method", sort=True).head(SAMPLE_ROWS))
+        self.cross_center.append(cross_center_parts(alloc))
+        self.fallback_pieces.append(view.fallback_examples(alloc, SAMPLE_ROWS))
         deficit = alloc[text_column(alloc, "lot_id") == ""]
         if len(deficit):
             self.deficit_lines.append(deficit.groupby("user_id", sort=False)["line"].min())
@@ -237,27 +225,17 @@ class SliceTotals:
         return view.months(self.pending)
 
     def cross_center_summary(self) -> pd.DataFrame:
-        if not self.cross_center:
-            return pd.DataFrame({"lot_center": pd.Series(dtype=object), "redemption_center": pd.Series(dtype=object),
-                                 "allocations": pd.Series(dtype=np.int64), "points": pd.Series(dtype=object)})
-        g = pd.concat(self.cross_center, ignore_index=True).groupby(["lot_center", "redemption_center"], sort=True)
-        s = g[["size", "sum"]].sum()
-        return pd.DataFrame({
-            "lot_center": pd.Series(s.index.get_level_values(0), dtype=object),
-            "redemption_center": pd.Series(s.index.get_level_values(1), dtype=object),
-            "allocations": s["size"].to_numpy(np.int64),
-            "points": units_to_decimal(s["sum"].to_numpy(np.int64))})
+        """Cross-center allocations and points per pair of centers, every slice's added up."""
+        return cross_center_total(self.cross_center)
 
     def fallback_examples(self, n: int) -> pd.DataFrame:
-        cols = ["line", "user_id", "method", "lot_id", "points", "lot_line", "redemption_center", "lot_center"]
-        if not self.fallback_pieces:
-            return pd.DataFrame(columns=cols)
-        a = pd.concat(self.fallback_pieces, ignore_index=True)
-        return a.groupby("method", sort=True).head(n)[cols].reset_index(drop=True)
+        """The first ``n`` fallback pieces per method: the first slices' (each kept its first ones)."""
+        return view.fallback_examples(pd.concat(self.fallback_pieces, ignore_index=True), n)
 
 
-def _value_counts(column: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in column.astype(object).value_counts().items()}
+def value_counts(column: pd.Series) -> dict[str, int]:
+    """How many times each value occurs, by value (the figures' ``..._by_reason`` and status counts)."""
+    return {str(k): int(v) for k, v in column.astype(object).value_counts().sort_index().items()}
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -205,12 +205,6 @@ class StagingStore:
         names = [d[0] for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=names)
 
-    def read_where(self, name: str, column: str, value: Any) -> pd.DataFrame:
-        """The rows of table ``name`` (a hidden pending table too) whose ``column`` is ``value``,
-        in insertion order: one member's lots or transfers for support's look."""
-        cur = self.db.execute(f"SELECT * FROM [{name}] WHERE [{column}] = ? ORDER BY rowid", [value])
-        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
-
     def query(self, sql: str, params: list[Any] | None = None) -> Iterator[dict[str, Any]]:
         """Rows of a read-only query, as dicts (for explain and reports)."""
         yield from self.db.query(sql, params or [])

@@ -122,7 +122,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     pending = ctx.store.pending(ctx.stage, background=True)  # the big tables, inserted by a 2nd process
     transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
     try:  # no half-written file or table is left pending
-        totals, checks, residue_total = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
+        totals, checks = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
                                                     transfer_files, pending)
         # the reconciliation reads a few of the entries' columns: let the rest (lot ids, effective
         # times: hundreds of megabytes at ten million rows) go before it builds its own arrays
@@ -132,7 +132,7 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         read = _Read(entries, ledger_rejects, ledger_reject_counts, ledger_parsed_rows, opening, o_lots, unmatched,
                      opening_parsed_rows, reread)
         del entries
-        return _finish_run(ctx, src, read, totals, checks, residue_total, transfer_files, pending, settings)
+        return _finish_run(ctx, src, read, totals, checks, transfer_files, pending, settings)
     except BaseException:
         transfer_files.abort()
         pending.discard()
@@ -140,19 +140,17 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
 
 
 def _run_slices(entries, o_lots, id_map, plan, settings, cutover, src, transfer_files,
-                pending) -> tuple[SliceTotals, dict[str, list[pd.DataFrame]], Decimal]:
+                pending) -> tuple[SliceTotals, dict[str, list[pd.DataFrame]]]:
     """Every member slice through the engines: its transfers appended to the files, its lots,
     allocations and transfers to the pending tables, its figures to the totals; then dropped."""
     o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
     totals = SliceTotals(cutover=cutover, timezone=src.timezone)
-    residue_total = Decimal(0)
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
     for k, rows in enumerate(plan.rows()):
         o_part = o_lots if rows is None else o_lots[o_slice == k]
         lots, all_lots, result = build_slice(entries if rows is None else entries.take(rows), o_part,
                                              id_map if rows is None else id_map[id_slice == k], settings, cutover,
                                              src.path.name)
-        residue_total += result.residue_total
         totals.add_lots(lots, all_lots, len(o_part))
         totals.add_transfers(result, produced_per_member(result, o_part),
                              transfer_side(all_lots, result, lots.allocations))
@@ -167,7 +165,7 @@ def _run_slices(entries, o_lots, id_map, plan, settings, cutover, src, transfer_
         pending.append("unit_transfers", result.transfers)
         del lots, all_lots, result, o_part
         release_free_memory()
-    return totals, checks, residue_total
+    return totals, checks
 
 
 @dataclass
@@ -186,14 +184,13 @@ class _Read:
 
 
 def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks: dict[str, list[pd.DataFrame]],
-                residue_total: Decimal, transfer_files: TransferFiles, pending: PendingTables,
-                settings: dict) -> TransfersOutcome:
+                transfer_files: TransferFiles, pending: PendingTables, settings: dict) -> TransfersOutcome:
     """After the slices: the rejects, the files read back, the reconciliation over the whole ledger."""
     tcfg, cutover, frozen = ctx.config.transfers, ctx.config.migration.cutover, ctx.frozen_inputs()
     entries, opening, o_lots, unmatched = read.entries, read.opening, read.o_lots, read.unmatched
     ledger_rejects, ledger_parsed_rows = read.ledger_rejects, read.ledger_rows
     lots = totals.lot_result()
-    result = totals.transfer_result(residue_total)
+    result = totals.transfer_result()
     rejects = _all_rejects(ledger_rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
                            src.column_map()["points"])
     ctx.write_rejects(rejects)

@@ -64,7 +64,7 @@ class TransfersOutcome:
         opening = Decimal(self.opening.points_total) if self.opening is not None else Decimal(0)
         unmatched = Decimal(int(self.unmatched["points"].sum())) if len(self.unmatched) else Decimal(0)
         transferred = Decimal(sl.adding_points - sl.spending_points)
-        residue = _dec(sl.residue_units)
+        residue = _dec(sl.residue_units + int(view.signed_residue(tr.zero).sum()))
         rejected = _dec(int(tr.rejects["points_units"].sum()))
         review = -_dec(int(tr.review["deficit_units"].sum()))
         before = t["owed_ledger"] + opening
@@ -167,8 +167,7 @@ class TransfersOutcome:
 
     def rounding_residue(self) -> pd.DataFrame:
         sl = self.slices
-        return view.residue(sl.residue_rows, sl.residue_units, len(self.result.zero), sl.zero_residue_units,
-                            self.opening)
+        return view.residue(sl.residue_rows, sl.residue_units, self.result.zero, self.opening)
 
     def transfers_sample(self, n: int = 10) -> pd.DataFrame:
         return view.transfers_sample(self.result.transfers, n)

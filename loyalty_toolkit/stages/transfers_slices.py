@@ -127,9 +127,9 @@ class SliceTotals:
     spending: int = 0
     adding_points: int = 0
     spending_points: int = 0
-    residue_rows: int = 0  # transfer rows, emitted or zero-point, with a rounding residue
-    residue_units: int = 0  # their signed residue
-    zero_residue_units: int = 0
+    residue_rows: int = 0  # emitted transfers with a rounding residue (zero-point ones are kept whole)
+    residue_units: int = 0  # their signed residue, from the rows
+    residue_total: Decimal = Decimal(0)  # the engine's own, emitted and zero-point
     slices: int = 0
 
     def add_lots(self, lots: LotResult, all_lots: pd.DataFrame, n_opening: int) -> None:
@@ -164,12 +164,10 @@ class SliceTotals:
         self.spending += int((t["type"].to_numpy(dtype=object) == SPENDING).sum())
         self.adding_points += int(pts[adding].sum())
         self.spending_points += int(pts[~adding].sum())
-        res = t["residue_units"].to_numpy(np.int64) * np.where(adding, 1, -1)
-        z = result.zero
-        z_res = z["residue_units"].to_numpy(np.int64) * np.where(z["type"].to_numpy(dtype=object) == SPENDING, -1, 1)
-        self.residue_rows += int((res != 0).sum()) + int((z_res != 0).sum())
-        self.residue_units += int(res.sum()) + int(z_res.sum())
-        self.zero_residue_units += int(z_res.sum())
+        res = view.signed_residue(t)
+        self.residue_rows += int((res != 0).sum())
+        self.residue_units += int(res.sum())
+        self.residue_total += result.residue_total
         if sum(len(s) for s in self.transfer_sample) < SAMPLE_ROWS:
             self.transfer_sample.append(t.head(SAMPLE_ROWS))
         self.zero.append(result.zero)
@@ -194,12 +192,12 @@ class SliceTotals:
                          balances=self._joined("balances"), fallbacks=fb, after_cutover=self._joined("after_cutover"),
                          cutover=self.cutover)
 
-    def transfer_result(self, residue_total: Decimal) -> TransferResult:
+    def transfer_result(self) -> TransferResult:
         """The transfer engine's result over every slice, without the transfer rows (they are in the
         files and the store): ``transfers`` holds the first few, for the notebook."""
         return TransferResult(transfers=self._joined("transfer_sample").head(SAMPLE_ROWS), zero=self._joined("zero"),
                               rejects=self._joined("rejects"), review=self._joined("review"),
-                              per_member=self._joined("per_member"), residue_total=residue_total)
+                              per_member=self._joined("per_member"), residue_total=self.residue_total)
 
     def produced_per_member(self) -> pd.DataFrame:
         return self._joined("produced")

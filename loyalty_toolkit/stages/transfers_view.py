@@ -185,12 +185,19 @@ def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def residue(rows_with_residue: int, residue_units: int, zero_rows: int, zero_units: int, opening) -> pd.DataFrame:
-    """Where rounding left a fraction: every transfer row's residue (emitted and zero-point: rows
-    with some, signed micro-points), the zero-point transfers' (not emitted), and the opening
-    conversion's."""
-    out = [("unit transfers (rounded once)", rows_with_residue, _dec([residue_units])[0]),
-           ("transfers rounded to 0 (not emitted)", zero_rows, _dec([zero_units])[0])]
+def signed_residue(rows: pd.DataFrame) -> np.ndarray:
+    """Each transfer row's rounding residue in int64 micro-points, a spending transfer's negative."""
+    sign = np.where(rows["type"].to_numpy(dtype=object) == "spending", -1, 1)
+    return rows["residue_units"].to_numpy(np.int64) * sign
+
+
+def residue(transfer_rows: int, transfer_units: int, zero: pd.DataFrame, opening) -> pd.DataFrame:
+    """Where rounding left a fraction: every transfer row's residue (the emitted transfers' rows with
+    some and their signed micro-points, given; the zero-point transfers' from ``zero``), the
+    zero-point transfers' alone (not emitted), and the opening conversion's."""
+    z = signed_residue(zero)
+    out = [("unit transfers (rounded once)", transfer_rows + int((z != 0).sum()), _dec([transfer_units + z.sum()])[0]),
+           ("transfers rounded to 0 (not emitted)", len(zero), _dec([z.sum()])[0])]
     if opening is not None:
         out.append(("opening balances: revenue -> points", int((opening.balances["residue"] != 0).sum()),
                     opening.residue_total))

@@ -28,7 +28,7 @@ import pandas as pd
 
 from loyalty_toolkit.sources.ledger import ACCRUAL, REDEMPTION, UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.stages.lots import EXPIRED, OPEN, PENDING, LotResult
-from loyalty_toolkit.stages.lots import datetime_us, entry_action_us, entry_points_units, text_column
+from loyalty_toolkit.stages.lots import category_codes, datetime_us, entry_action_us, entry_points_units, text_column
 
 By = Literal["member", "center", "program", "total"]
 _KEYS = {"member": "user_id", "center": "center", "program": "program", "total": "scope"}
@@ -297,12 +297,10 @@ class _Ledger:
                               text_column(self.entries, "accrual_center"),
                               text_column(self.entries, "payment_center"))
         else:
-            col = self.entries[column]
-            if isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
-                # the parsed ledger's categories: factorize ten million small ints, not strings
-                codes, first = pd.factorize(col.cat.codes.to_numpy())
-                names = np.asarray(col.cat.categories.astype(object), dtype=object)[first]
-                return codes.astype(np.int64), np.asarray([str(n) for n in names], dtype=object)
+            coded = category_codes(self.entries[column])
+            if coded is not None:  # numbered again in order of first appearance, as factorize does
+                codes, first = pd.factorize(coded[0])
+                return codes.astype(np.int64), coded[1][first]
             values = text_column(self.entries, column)
         codes, names = pd.factorize(values)
         return codes.astype(np.int64), np.asarray(names, dtype=object)

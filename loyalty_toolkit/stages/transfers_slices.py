@@ -24,7 +24,7 @@ import pandas as pd
 
 from loyalty_toolkit.sources.ledger import units_to_decimal
 from loyalty_toolkit.stages import transfers_view as view
-from loyalty_toolkit.stages.lots import PENDING, LotResult, text_column
+from loyalty_toolkit.stages.lots import PENDING, LotResult, category_codes, text_column
 from loyalty_toolkit.stages.reconcile import cross_center_parts, cross_center_total
 from loyalty_toolkit.stages.transfers import ADDING, SPENDING, TransferResult
 
@@ -73,16 +73,11 @@ def plan_slices(entries: pd.DataFrame, max_entries: int = SLICE_ENTRIES) -> Slic
         raise ValueError("max_entries must be at least 1")
     if len(entries) <= max_entries:
         return SlicePlan(bounds=np.zeros(0, dtype=object), row_slice=None)
-    col = entries["user_id"]
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy(np.int64)
-        names = np.asarray(col.cat.categories.astype(object), dtype=object)
-        if (codes < 0).any():  # a missing id: its own "" member, as text_column reads it
-            names = np.concatenate([names, np.asarray([""], dtype=object)])
-            codes = np.where(codes < 0, len(names) - 1, codes)
-    else:
+    coded = category_codes(entries["user_id"])
+    if coded is None:
         codes, names = pd.factorize(text_column(entries, "user_id"))
-        names = np.asarray(names, dtype=object)
+        coded = codes, np.asarray(names, dtype=object)
+    codes, names = coded
     per_name = np.bincount(codes, minlength=len(names))
     order = np.argsort(names, kind="stable")  # object arrays compare as Python str: the files' order
     order = order[per_name[order] > 0]

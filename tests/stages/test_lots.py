@@ -398,3 +398,12 @@ def test_a_larger_random_ledger_mixing_fast_and_slow_members_matches_the_referen
     counts = r.balances.set_index("user_id").fallbacks
     assert (counts[[f"m{i}" for i in range(30) if f"m{i}" in counts.index]] == 0).all()
     assert (counts > 0).sum() > 20  # both paths ran
+
+
+def test_category_codes_read_a_column_as_text_column_does():
+    from loyalty_toolkit.stages.lots import category_codes, text_column
+
+    col = pd.Series(pd.Categorical(["b", None, "a", "b", None]))
+    codes, names = category_codes(col)
+    assert names[codes].tolist() == text_column(col.to_frame("c"), "c").tolist() == ["b", "", "a", "b", ""]
+    assert category_codes(pd.Series(["a", "b"])) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -167,12 +167,55 @@ class TargetMembersSource(_Strict):
         return self
 
 
+# Canonical fields of Splio's master reward export -> column header (the rehearsal's own headers).
+REWARD_EXPORT_COLUMNS: dict[str, str] = {
+    "external_id": "external_id",
+    "internal_id": "id",
+}
+
+
+class RewardMasterExport(_Strict):
+    """Splio's master reward export, with the internal ids Splio assigned (stage 04, step two).
+
+    Splio names a master reward in earnreward files by its internal id, which exists only once the
+    masterreward file is imported. With a real universe: ``path`` is the export downloaded after
+    that import, ``columns`` maps ``external_id`` and ``internal_id`` to its headers. With
+    ``rehearsal: true`` stage 04 imports its own masterreward file into a local rehearsal that
+    assigns internal ids from a seeded generator, and reads the export it writes.
+    """
+
+    path: Path | None = None
+    rehearsal: bool = False
+    rehearsal_seed: int = 0  # seeds the rehearsal's internal ids, so a rehearsal replays
+    encoding: str = "auto"
+    delimiter: str = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def column_map(self) -> dict[str, str]:
+        return {**REWARD_EXPORT_COLUMNS, **self.columns}
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(REWARD_EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown master reward export field(s) {unknown}; known: {sorted(REWARD_EXPORT_COLUMNS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RewardMasterExport:
+        if self.rehearsal == (self.path is not None):
+            raise ValueError("set either rehearsal: true or path: <Splio's master reward export>")
+        return self
+
+
 class Sources(_Strict):
     members: MembersSource
     ledger: LedgerSource | None = None
     opening_balances: OpeningBalancesSource | None = None
     rewards: RewardsSource | None = None
     target_members: TargetMembersSource | None = None
+    reward_master_export: RewardMasterExport | None = None
 
 
 class Migration(_Strict):
@@ -259,9 +302,12 @@ class Transfers(_Strict):
 
 
 class Rewards(_Strict):
-    """Stage 04: Splio reward rules that a migration may relax."""
+    """Stage 04: how rewards go to Splio (docs/rewards.md, "Two steps")."""
 
-    historical: bool = True  # accept earn dates before the import day (Splio's rule is for live feeds)
+    # The day the earnreward file is imported: every earn_date written is on it (Splio: "the import
+    # day or after"). Required when rewards are migrated as earned; on or after the cutover's day.
+    import_date: date | None = None
+    historical: bool = False  # also write burned and expired rewards as history files (outside the spec)
     erase_on_null: bool = False  # NULL erases a stored value (a universe option in Splio)
     reward_id_map: dict[str, str] = Field(default_factory=dict)  # legacy internal id -> external_id
 
@@ -375,7 +421,7 @@ def parse_config(text: str, path: Path) -> Config:
     _resolve_paths(data, path.parent.resolve(), name)
     data["path"] = str(path.resolve())
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _field_path(err["loc"]) or "(top level)"
@@ -385,6 +431,46 @@ def parse_config(text: str, path: Path) -> Config:
         elif err["type"] == "missing":
             msg = "required field is missing"
         raise ConfigError(msg, file=name, field=field) from None
+    _check_import_date(cfg, text, name)
+    return cfg
+
+
+def splio_import_floor(cfg: Config) -> date:
+    """The earliest import day Splio's earn files may carry: the cutover's day in Splio's timezone."""
+    from zoneinfo import ZoneInfo
+
+    tz = cfg.sources.rewards.timezone if cfg.sources.rewards is not None else RewardsSource.model_fields[
+        "timezone"].default
+    return cfg.migration.cutover.astimezone(ZoneInfo(tz)).date()
+
+
+def _check_import_date(cfg: Config, text: str, name: str) -> None:
+    """``rewards.import_date`` is a day the legacy program has stopped by: not before the cutover's
+    day (Splio's timezone), else the rewards would be earned in Splio before the cutover."""
+    day = cfg.rewards.import_date
+    if day is None:
+        return
+    floor = splio_import_floor(cfg)
+    if day < floor:
+        line, column = yaml_position(text, ("rewards", "import_date"))
+        raise ConfigError(f"import day {day} is before the cutover ({cfg.migration.cutover.isoformat()}, "
+                          f"{floor} in Splio's timezone)", file=name, line=line, column=column,
+                          field="rewards.import_date")
+
+
+def yaml_position(text: str, keys: tuple[str, ...]) -> tuple[int | None, int | None]:
+    """1-based line and column of the value at ``keys`` in YAML ``text`` (None, None if absent)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None, None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None, None
+        node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+        if node is None:
+            return None, None
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 def load_config(path: str | Path) -> Config:

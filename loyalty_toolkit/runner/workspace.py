@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -12,6 +12,12 @@ from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.sample import generate_sample
 
 DEMO_CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC)
+SPLIO_OFFSET = timedelta(hours=1)  # Splio's GMT+1
+
+
+def import_day(cutover: datetime) -> date:
+    """The demo's Splio import day: the cutover's day in Splio's GMT+1 (the earliest it may be)."""
+    return (cutover.astimezone(UTC) + SPLIO_OFFSET).date()
 
 
 SAMPLE_COVERAGE_NOTE = ("    # The sample program plants members who share an email, phone or card: the target refuses\n"
@@ -26,7 +32,8 @@ def write_config(root: Path, *, name: str, reward_files: list[Path], fraction: f
     text = resources.files("loyalty_toolkit").joinpath("templates/migration.yml").read_text(encoding="utf-8")
     files = "\n".join(f"      - {p.relative_to(root).as_posix()}" for p in reward_files) or "      []"
     out = Template(text).substitute(name=name, cutover=cutover.isoformat(), fraction=fraction, reward_files=files,
-                                    min_coverage=min_coverage, coverage_comment=coverage_comment)
+                                    import_date=import_day(cutover).isoformat(), min_coverage=min_coverage,
+                                    coverage_comment=coverage_comment)
     path = root / "migration.yml"
     path.write_text(out, encoding="utf-8")
     return path

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
@@ -49,7 +49,6 @@ CARD_UNKNOWN = "CARD_UNKNOWN"
 ATTRIBUTION_ID_AUTO_GENERATED = "ATTRIBUTION_ID_AUTO_GENERATED"
 ATTRIBUTION_ID_DUPLICATE = "ATTRIBUTION_ID_DUPLICATE"
 QUANTITY_INVALID = "QUANTITY_INVALID"
-EARN_DATE_PAST = "EARN_DATE_PAST"
 EARN_DATE_AFTER_CUTOVER = "EARN_DATE_AFTER_CUTOVER"
 BURN_DATE_FUTURE = "BURN_DATE_FUTURE"
 BURN_BEFORE_EARN = "BURN_BEFORE_EARN"
@@ -66,7 +65,7 @@ REASON_CODES: tuple[str, ...] = (
     VALIDITY_RANGE_INVALID, MAX_ATTRIBUTION_COUNT_INVALID, STOCK_LIMITED_NOT_POSITIVE,
     AUTO_GENERATION_MISSING, ITEM_STOCK_ZERO, STOCK_MISSING, AUTO_GENERATED_WITH_COUNT, REWARD_UNKNOWN,
     CARD_UNKNOWN, ATTRIBUTION_ID_AUTO_GENERATED, ATTRIBUTION_ID_DUPLICATE, QUANTITY_INVALID,
-    EARN_DATE_PAST, EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE, BURN_BEFORE_EARN, STOCK_EXHAUSTED,
+    EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE, BURN_BEFORE_EARN, STOCK_EXHAUSTED,
     ATTRIBUTION_UNKNOWN, BURN_DATE_MISSING, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH,
 )
 
@@ -264,8 +263,6 @@ class EarnContext:
     card_to_member: Mapping[str, str]
     reward_ids: Mapping[str, str]  # legacy internal id -> external_id
     cutover: datetime  # UTC
-    historical: bool
-    import_day: date  # the cutover's day in Splio's timezone
     tz: tzinfo
     seen: set[str]  # attribution_ids earned so far
     used: Counter[str]  # quantities earned so far, by external_id
@@ -301,11 +298,10 @@ def check_earned(rec: Mapping[str, object], ctx: EarnContext) -> dict[str, objec
     if start > end:
         raise RuleFailure(VALIDITY_RANGE_INVALID, "validity_end_date", "validity ends before it starts",
                           value(rec, "validity_end_date"))
-    if ctx.historical and earn > ctx.cutover:
+    # The legacy earn date is history: it must be by the cutover. What Splio receives is the import
+    # day (stages/reward_import.py), so Splio's "import day or after" is never a reason to reject.
+    if earn > ctx.cutover:
         raise RuleFailure(EARN_DATE_AFTER_CUTOVER, "earn_date", "earned after the cutover", value(rec, "earn_date"))
-    if not ctx.historical and earn.astimezone(ctx.tz).date() < ctx.import_day:
-        raise RuleFailure(EARN_DATE_PAST, "earn_date", f"Splio needs the import day ({ctx.import_day}) or after",
-                          value(rec, "earn_date"))
     if burn is not None:
         check_burn_date(burn, earn, ctx.cutover, value(rec, "burn_date"))
     limit = reward.get("stock_limit")

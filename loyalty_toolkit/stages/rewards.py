@@ -34,8 +34,7 @@ Reason codes (a row of this table per code; a test checks it matches ``reward_ru
 | ATTRIBUTION_ID_AUTO_GENERATED | earn | attribution_id given for a reward whose codes are auto-generated (Splio fills it) |
 | ATTRIBUTION_ID_DUPLICATE | earn | attribution_id already earned earlier in the run |
 | QUANTITY_INVALID | earn | quantity given but not a positive integer (empty means 1) |
-| EARN_DATE_AFTER_CUTOVER | earn | historical=True (migrations): earn_date after the cutover |
-| EARN_DATE_PAST | earn | historical=False (Splio's live rule): earn_date before the import day, the cutover's day in GMT+1 |
+| EARN_DATE_AFTER_CUTOVER | earn | earn_date after the cutover (the legacy earn date is history; Splio gets the import day) |
 | BURN_DATE_FUTURE | earn, burn | burn_date after the cutover |
 | BURN_BEFORE_EARN | earn, burn | burn_date before the attribution's earn_date |
 | STOCK_EXHAUSTED | earn | the quantities earned for a reward with a stock (max_attribution_count > 0) exceed it |
@@ -49,7 +48,7 @@ MONETARY_VALUE_INVALID, MONETARY_INCOMPLETE, NQP_VALUE_INVALID, HOLDING_DAYS_INV
 VALIDITY_COUNT_INVALID, VALIDITY_TYPE_INVALID, forced dates (DATE_*), FORCED_VALIDITY_INCOMPLETE,
 VALIDITY_RANGE_INVALID, MAX_ATTRIBUTION_COUNT_INVALID, stock. earnreward: MANDATORY_EMPTY,
 REWARD_UNKNOWN, CARD_UNKNOWN, attribution_id (AUTO_GENERATED, MANDATORY_EMPTY, VALUE_TOO_LONG,
-DUPLICATE), QUANTITY_INVALID, dates (DATE_*), VALIDITY_RANGE_INVALID, EARN_DATE_*, BURN_DATE_FUTURE,
+DUPLICATE), QUANTITY_INVALID, dates (DATE_*), VALIDITY_RANGE_INVALID, EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE,
 BURN_BEFORE_EARN, STOCK_EXHAUSTED. burnreward: MANDATORY_EMPTY, CARD_UNKNOWN, ATTRIBUTION_UNKNOWN,
 BURN_DATE_MISSING, DATE_*, BURN_DATE_FUTURE, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH,
 BURN_BEFORE_EARN (the state of the attribution comes before its owner, so Example 3's
@@ -191,7 +190,7 @@ def validate_catalog(files: Iterable[SplioFile], *, existing: pd.DataFrame | Ite
 
 
 def validate_earned(frame: pd.DataFrame | SplioFile, catalog: pd.DataFrame, card_to_member: Mapping[str, str], *,
-                    cutover: datetime, historical: bool = True, reward_ids: Mapping[str, str] | None = None,
+                    cutover: datetime, reward_ids: Mapping[str, str] | None = None,
                     previous: pd.DataFrame | None = None, erase_on_null: bool = False,
                     tz: tzinfo = SPLIO_TZ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check earnreward rows (one file's or several concatenated in order) -> (attributions, rejects).
@@ -201,7 +200,6 @@ def validate_earned(frame: pd.DataFrame | SplioFile, catalog: pd.DataFrame, card
     """
     recs = _records(frame)
     cut = _utc(cutover)
-    import_day = cut.astimezone(tz).date()
     rewards = {R.value(r, "external_id"): r for r in catalog.to_dict("records")}
     seen: set[str] = set()
     used: Counter[str] = Counter()
@@ -209,7 +207,7 @@ def validate_earned(frame: pd.DataFrame | SplioFile, catalog: pd.DataFrame, card
         seen |= {a for a in previous["attribution_id"] if isinstance(a, str) and a}
         used.update({k: int(v) for k, v in previous.groupby("reward_external_id")["quantity_int"].sum().items()})
     ctx = R.EarnContext(rewards=rewards, card_to_member=card_to_member, reward_ids=reward_ids or {},
-                        cutover=cut, historical=historical, import_day=import_day, tz=tz, seen=seen, used=used)
+                        cutover=cut, tz=tz, seen=seen, used=used)
     optional = _optional("earnreward")
     accepted: list[dict[str, object]] = []
     rejects: list[dict[str, object]] = []
@@ -304,7 +302,7 @@ def reward_state(catalog: pd.DataFrame, attributions: pd.DataFrame, burns: pd.Da
 
 
 def validate_all(files: Iterable[SplioFile | str], card_to_member: Mapping[str, str], *, cutover: datetime,
-                 historical: bool = True, reward_ids: Mapping[str, str] | None = None,
+                 reward_ids: Mapping[str, str] | None = None,
                  existing: pd.DataFrame | Iterable[str] = (), erase_on_null: bool = False,
                  tz: tzinfo = SPLIO_TZ) -> RewardsResult:
     """Run the three scopes in Splio's order over ``files`` (read files or paths) and the state."""
@@ -316,7 +314,7 @@ def validate_all(files: Iterable[SplioFile | str], card_to_member: Mapping[str, 
     cat = validate_catalog(by_scope["masterreward"], existing=existing, erase_on_null=erase_on_null, tz=tz)
     earn_rows = _concat([f.rows for f in by_scope["earnreward"]], EARN)
     attributions, earn_rej = validate_earned(earn_rows, cat.catalog, card_to_member, cutover=cutover,
-                                             historical=historical, reward_ids=reward_ids,
+                                             reward_ids=reward_ids,
                                              erase_on_null=erase_on_null, tz=tz)
     burn_rows = _concat([f.rows for f in by_scope["burnreward"]], BURN)
     burns, burn_rej = validate_burned(burn_rows, attributions, cutover=cutover, card_to_member=card_to_member,

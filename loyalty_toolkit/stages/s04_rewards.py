@@ -7,8 +7,14 @@ builds the card -> member map from stage 02 (a card counts only when its member 
 stage 01 **and** mapped to a target member in stage 02, and no other accepted member holds the
 same card), and writes, pending the gate:
 
-- ``output/splio/``: the accepted catalog, earned and burned rows in Splio's own format and naming
-  (``universe_scope_subsection_YYYYMMDD.csv``, at most 200,000 objects per file);
+- ``output/splio/``: step one, the accepted catalog (masterreward); step two, once Splio's master
+  reward export (or the local rehearsal's) gives the internal ids, the earnreward rows of the
+  rewards still usable at the cutover, earned on the import day, and their burnreward rows, in
+  Splio's own format and naming (``universe_scope_subsection_YYYYMMDD.csv``, at most 200,000
+  objects per file; ``stages/reward_import.py`` says what goes where). Without an export, the
+  earn and burn rows are listed as waiting;
+- ``output/splio_history/`` (``rewards.historical`` only): burned and expired rewards with their
+  legacy dates, a history export outside Splio's rules;
 - ``output/openloyalty/coupons_<reward external_id>.csv``: the codes (Splio attribution ids) of
   the rewards still active and unused at the cutover, one file per reward. Open Loyalty documents
   its coupon import as a "CSV of codes"; the file holds one code per line, no header.
@@ -26,16 +32,20 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from loyalty_toolkit.config import Config, yaml_position
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.mask import mask_phone
 from loyalty_toolkit.sources.splio import SCOPES, SplioFile, export_columns, read_scope_file, read_scope_files
+from loyalty_toolkit.sources.splio_export import read_master_export
 from loyalty_toolkit.stages.context import StageContext, StageFigures
+from loyalty_toolkit.stages.reward_import import RewardImport, import_checks, plan_import
+from loyalty_toolkit.stages.reward_rehearsal import rehearse_master_import
 from loyalty_toolkit.stages.rewards import STATES, RewardsResult, validate_all
 from loyalty_toolkit.targets.splio import MAX_OBJECTS, write_rewards
 
@@ -72,11 +82,14 @@ class CardMap:
 @dataclass
 class RewardsOutcome:
     result: RewardsResult
+    reward_import: RewardImport  # what goes to Splio in step two, and every row's fate
+    checks: pd.DataFrame  # the step-two rules, recounted from the files written (reward_import.IMPORT_CHECKS)
     conservation: pd.DataFrame  # one row per frozen reward file
     outputs: pd.DataFrame  # one row per output kind: rows expected vs rows read back from the files
     coupons: pd.DataFrame  # the codes written, with their member (COUPON_COLUMNS)
     splio_files: list[Path]
     coupon_files: list[Path]
+    history_files: list[Path]
     cards: CardMap
     cutover: datetime
     historical: bool
@@ -124,7 +137,9 @@ class RewardsOutcome:
                 "cards_shared": self.cards.shared_cards,
                 "cards_unmapped": self.cards.unmapped_cards,
                 "historical": self.historical,
+                "history_files": len(self.history_files),
                 "erase_on_null": self.erase_on_null,
+                "import": self.reward_import.counts(),
             })
 
     # -- notebook tables -----------------------------------------------------------------------
@@ -137,6 +152,16 @@ class RewardsOutcome:
             rows += [(f"{scope}: rows", c["rows"]), (f"{scope}: accepted", c["accepted"]),
                      (f"{scope}: rejected", c["rejected"])]
         rows += [(f"attributions {s} at the cutover", n) for s, n in f.totals["states"].items()]
+        imp = f.totals["import"]
+        rows += [("import day (earn_date of migrated rewards)", imp["import_date"] or "(not set)"),
+                 ("master reward export read (step two)", "yes" if imp["export"] else "no: step one only"),
+                 ("earnreward rows written (active at the cutover)", imp["earn_rows_written"]),
+                 ("earn rows waiting for the master reward export", imp["earn_waiting"]),
+                 ("earn rows whose master reward is not in the export", imp["earn_unresolved"]),
+                 ("burnreward rows written", imp["burn_rows_written"]),
+                 ("burn rows waiting for the master reward export", imp["burn_waiting"]),
+                 ("history: burned or expired, not migrated as earned", imp["earn_history"]),
+                 ("history files written (rewards.historical)", f.totals["history_files"])]
         rows += [("coupon files (Open Loyalty)", f.totals["coupon_files"]), ("coupon codes", f.totals["coupon_codes"]),
                  ("active rewards without a code", f.totals["active_without_code"]),
                  ("Splio files written", f.totals["splio_files"]),
@@ -196,6 +221,31 @@ class RewardsOutcome:
     def output_table(self) -> pd.DataFrame:
         return self.outputs
 
+    def resolution(self) -> pd.DataFrame:
+        """Per master reward: its internal id from the export, attributions to migrate and in history,
+        and whether it is resolved, not in the export, or waiting for the export."""
+        return self.reward_import.resolution
+
+    def fates(self) -> pd.DataFrame:
+        """Accepted earn and burn rows per fate: earned (step-two files), waiting, unresolved, history."""
+        p = self.reward_import.plan
+        return p.groupby(["kind", "fate", "written"]).size().rename("rows").reset_index()
+
+    def waiting(self, n: int = 10) -> pd.DataFrame:
+        """Some rows not written yet (no export, or a master reward missing from it); cards masked."""
+        p = self.reward_import.plan
+        w = p[p["fate"].isin(["waiting", "unresolved"])].head(n).reset_index(drop=True)
+        return self._mask_cards(w, ("card_code",))
+
+    def history(self, n: int = 10) -> pd.DataFrame:
+        """Some burned and expired attributions: history, not migrated as earned; cards masked."""
+        p = self.reward_import.plan
+        h = p[(p["kind"] == "earn") & (p["fate"] == "history")].head(n).reset_index(drop=True)
+        return self._mask_cards(h, ("card_code",))
+
+    def import_checks(self) -> pd.DataFrame:
+        return self.checks
+
     def active_sample(self, n: int = 10) -> pd.DataFrame:
         """Some active attributions with their member (card codes masked)."""
         st = self.result.attribution_state
@@ -239,38 +289,95 @@ def run(ctx: StageContext) -> RewardsOutcome:
     cards = CardMap.build(ctx.store.read_table("members", columns=["legacy_id", "card_number"]), member_map)
     rules = cfg.rewards
     cutover = cfg.migration.cutover
-    result = validate_all(files, cards.card_to_member, cutover=cutover, historical=rules.historical,
-                          reward_ids=rules.reward_id_map, erase_on_null=rules.erase_on_null, tz=tz)
+    result = validate_all(files, cards.card_to_member, cutover=cutover, reward_ids=rules.reward_id_map,
+                          erase_on_null=rules.erase_on_null, tz=tz)
     ctx.write_rejects(result.rejects)
+    _require_import_day(cfg, result, ctx.stage)
 
+    # Step one: the catalog. Step two needs Splio's internal ids, from its master reward export.
     splio_dir = ctx.output_dir("splio")
-    splio_files = _write_splio(result, files, splio_dir, cutover=cutover, tz=tz)
+    day = rules.import_date or cutover.astimezone(tz).date()
+    headers = {s: set().union(*([set(f.header) for f in files if f.scope == s] or [set()])) for s in SCOPES}
+    master_files = _write_splio({"masterreward": (result.catalog, export_columns("masterreward",
+                                                                                 headers["masterreward"]))},
+                                files, splio_dir, day)
+    ids = _master_ids(ctx, master_files, result.catalog)
+    imp = plan_import(result, ids=ids, import_day=rules.import_date, cutover=cutover, tz=tz,
+                      historical=rules.historical, earn_header=headers["earnreward"],
+                      burn_header=headers["burnreward"])
+    step_two = {"earnreward": (imp.earn_upload, imp.earn_columns),
+                "burnreward": (imp.burn_upload, export_columns("burnreward", headers["burnreward"]))}
+    splio_files = master_files + _write_splio(step_two, files, splio_dir, day)
+    history_files: list[Path] = []
+    if rules.historical and ids is not None:
+        history = {"earnreward": (imp.history_earn, export_columns("earnreward", headers["earnreward"] - {"burn_date"})),
+                   "burnreward": (imp.history_burn, imp.burn_columns)}
+        history_files = _write_splio(history, files, ctx.output_dir("splio_history"), day)
     coupons = _coupons(result, member_map)
     coupon_files = write_coupon_files(coupons, ctx.output_dir("openloyalty"))
 
     by_name = {f"rewards/{f.name.filename}": f for f in files}
     conservation = _conservation(names, frozen, by_name, result)
-    outputs = _outputs(result, splio_files, coupons, coupon_files)
+    outputs = _outputs(result, imp, splio_files, history_files, coupons, coupon_files)
     card_codes = frozenset(c for f in files if "card_code" in f.rows.columns for c in f.rows["card_code"] if c)
-    return RewardsOutcome(result=result, conservation=conservation, outputs=outputs, coupons=coupons,
-                          splio_files=splio_files, coupon_files=coupon_files, cards=cards, cutover=cutover,
-                          historical=rules.historical, erase_on_null=rules.erase_on_null, card_codes=card_codes,
-                          show_pii=ctx.show_pii)
+    return RewardsOutcome(result=result, reward_import=imp, checks=_checks(imp, result, splio_files, history_files),
+                          conservation=conservation, outputs=outputs, coupons=coupons,
+                          splio_files=splio_files, coupon_files=coupon_files, history_files=history_files,
+                          cards=cards, cutover=cutover, historical=rules.historical,
+                          erase_on_null=rules.erase_on_null, card_codes=card_codes, show_pii=ctx.show_pii)
 
 
-def _write_splio(result: RewardsResult, files: list[SplioFile], directory: Path, *, cutover: datetime,
-                 tz: tzinfo) -> list[Path]:
-    """The accepted rows back in Splio's format, named after the first input file's universe and
-    subsection, dated from the cutover's day in Splio's timezone (the import day)."""
+def _require_import_day(cfg: Config, result: RewardsResult, stage: str) -> None:
+    """Rewards migrated as earned are earned on the import day: without one, nothing can be written."""
+    active = int((result.attribution_state["state"] == "active").sum())
+    if active and cfg.rewards.import_date is None:
+        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("rewards",))
+        raise ConfigError(f"rewards.import_date is required: {active} rewards are still usable at the cutover and "
+                          "are earned in Splio on the import day (YYYY-MM-DD, on or after the cutover)", stage=stage,
+                          file=cfg.path.name, line=line, column=column, field="rewards.import_date")
+
+
+def _master_ids(ctx: StageContext, master_files: list[Path], catalog: pd.DataFrame) -> dict[str, str] | None:
+    """external_id -> Splio internal id, from the master reward export (the rehearsal's with
+    ``rehearsal: true``); None when the config names no export (step one only)."""
+    src = ctx.config.sources.reward_master_export
+    if src is None:
+        return None
+    path = rehearse_master_import(ctx.run_dir, master_files, seed=src.rehearsal_seed) if src.rehearsal else src.path
+    frozen = ctx.freeze_input("reward_master_export", path)
+    export = read_master_export(frozen, columns=src.column_map(), catalog=catalog["external_id"],
+                                encoding=src.encoding, delimiter=src.delimiter, stage=ctx.stage)
+    return dict(zip(export["external_id"], export["internal_id"]))
+
+
+def _write_splio(scopes: dict[str, tuple[pd.DataFrame, list[str]]], files: list[SplioFile], directory: Path,
+                 day) -> list[Path]:
+    """Rows in Splio's format, named after the first input file's universe and subsection, the
+    first file dated ``day`` (the import day), each next one the following day."""
     if not files:
         return []
     first = files[0].name
-    headers = {s: set().union(*([set(f.header) for f in files if f.scope == s] or [set()])) for s in SCOPES}
-    frames = {"masterreward": result.catalog, "earnreward": result.attributions, "burnreward": result.burns}
-    scopes = {s: (frames[s], export_columns(s, headers[s])) for s in SCOPES}
-    day = cutover.astimezone(tz).date()
     return write_rewards(scopes, directory=directory, universe=first.universe, subsection=first.subsection, day=day,
                          max_objects=MAX_OBJECTS)
+
+
+def _checks(imp: RewardImport, result: RewardsResult, splio_files: list[Path], history_files: list[Path]
+            ) -> pd.DataFrame:
+    """The step-two rules over the files as written (read back)."""
+    earn_headers: dict[str, list[str]] = {}
+    earn_rows, burn_rows = [], []
+    for p in splio_files + history_files:
+        f = read_scope_file(p)
+        if f.scope == "earnreward":
+            earn_headers[f"{p.parent.name}/{p.name}"] = list(f.header)
+            if p in splio_files:
+                earn_rows.append(f.rows)
+        elif f.scope == "burnreward" and p in splio_files:
+            burn_rows.append(f.rows)
+    empty = pd.DataFrame({"reward_id": [], "attribution_id": [], "earn_date": []}, dtype=str)
+    return import_checks(imp, result.attribution_state, earn_headers,
+                         pd.concat(earn_rows, ignore_index=True) if earn_rows else empty,
+                         pd.concat(burn_rows, ignore_index=True) if burn_rows else empty)
 
 
 def _coupons(result: RewardsResult, member_map: pd.DataFrame) -> pd.DataFrame:
@@ -350,17 +457,20 @@ def _conservation(names: list[str], frozen: dict, files: dict[str, SplioFile], r
     return pd.DataFrame(rows, columns=list(CONSERVATION_COLUMNS))
 
 
-def _outputs(result: RewardsResult, splio_files: list[Path], coupons: pd.DataFrame,
-             coupon_files: list[Path]) -> pd.DataFrame:
+def _outputs(result: RewardsResult, imp: RewardImport, splio_files: list[Path], history_files: list[Path],
+             coupons: pd.DataFrame, coupon_files: list[Path]) -> pd.DataFrame:
     """Rows the outputs must hold vs rows read back from the files written."""
-    back = {s: [] for s in SCOPES}
-    for p in splio_files:
+    back: dict[str, list[int]] = {f"{d}/{s}": [] for d in ("splio", "splio_history") for s in SCOPES}
+    for p in splio_files + history_files:
         f = read_scope_file(p)
-        back[f.scope].append(len(f.rows))
-    expected = {"masterreward": len(result.catalog), "earnreward": len(result.attributions),
-                "burnreward": len(result.burns)}
-    rows = [{"output": f"splio/{s}", "files": len(back[s]), "rows_expected": expected[s],
-             "rows_written": sum(back[s])} for s in SCOPES]
+        back[f"{p.parent.name}/{f.scope}"].append(len(f.rows))
+    expected = {"splio/masterreward": len(result.catalog), "splio/earnreward": len(imp.earn_upload),
+                "splio/burnreward": len(imp.burn_upload)}
+    if history_files:
+        expected |= {"splio_history/earnreward": len(imp.history_earn),
+                     "splio_history/burnreward": len(imp.history_burn)}
+    rows = [{"output": k, "files": len(back[k]), "rows_expected": n, "rows_written": sum(back[k])}
+            for k, n in expected.items()]
     rows.append({"output": "openloyalty/coupons", "files": len(coupon_files),
                  "rows_expected": int(coupons["code"].nunique()) if len(coupons) else 0,
                  "rows_written": sum(len(read_coupon_file(p)) for p in coupon_files)})
@@ -385,13 +495,14 @@ def _gate_tables(outcome: RewardsOutcome) -> dict[str, pd.DataFrame]:
                           "max_attribution_count": per["max_attribution_count"].astype("float64")})
     rejects = r.rejects.drop(columns=["record_key", "value"])  # may hold card codes: kept out of Data Docs
     return {"conservation": outcome.conservation, "catalog": catalog, "rejects": rejects, "state": state,
-            "stock": stock, "outputs": outcome.outputs}
+            "stock": stock, "outputs": outcome.outputs, "import": outcome.checks}
 
 
 def gate(ctx: StageContext, outcome: RewardsOutcome):
     """Critical: row conservation per file, a unique and sane catalog, rejects with a known reason
-    and a line, one state per attribution, stock never exceeded, outputs holding every accepted row.
-    Warning: rejected rows."""
+    and a line, one state per attribution, stock never exceeded, outputs holding every row they
+    should, and the step-two rules (internal ids, earn dates, no burn_date, coverage). Warning:
+    rejected rows."""
     return ctx.gate(_gate_tables(outcome))
 
 
@@ -408,7 +519,8 @@ def _store_tables(outcome: RewardsOutcome) -> dict[str, pd.DataFrame]:
     return {"reward_catalog": no_ts(r.catalog), "reward_attributions": no_ts(r.attributions),
             "reward_burns": no_ts(r.burns), "reward_state": st, "reward_stock": r.per_reward,
             "reward_rejects": r.rejects, "reward_conservation": outcome.conservation,
-            "reward_coupons": outcome.coupons}
+            "reward_coupons": outcome.coupons, "reward_import": outcome.reward_import.plan,
+            "reward_resolution": outcome.reward_import.resolution}
 
 
 def commit(ctx: StageContext, outcome: RewardsOutcome, gate_report) -> None:
@@ -417,11 +529,14 @@ def commit(ctx: StageContext, outcome: RewardsOutcome, gate_report) -> None:
     Once the new files are published, files an earlier run of this stage left in ``output/splio``
     or as ``output/openloyalty/coupons_*.csv`` that this run did not write are removed, so the
     output folder never offers a stale file for upload."""
-    params = {"historical": outcome.historical, "erase_on_null": outcome.erase_on_null}
+    imp = outcome.reward_import
+    params = {"historical": outcome.historical, "erase_on_null": outcome.erase_on_null,
+              "import_date": imp.import_day.isoformat() if imp.import_day else None}
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome), parameters=params)
-    keep = {p.name for p in outcome.splio_files + outcome.coupon_files}
     out = ctx.run_dir / "output"
-    stale = list((out / "splio").glob("*.csv")) + list((out / "openloyalty").glob(f"{COUPON_PREFIX}*.csv"))
+    keep = {out / p.parent.name / p.name for p in outcome.splio_files + outcome.coupon_files + outcome.history_files}
+    stale = (list((out / "splio").glob("*.csv")) + list((out / "splio_history").glob("*.csv"))
+             + list((out / "openloyalty").glob(f"{COUPON_PREFIX}*.csv")))
     for p in stale:
-        if p.name not in keep:
+        if p not in keep:
             p.unlink()

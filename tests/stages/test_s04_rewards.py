@@ -74,19 +74,35 @@ def test_stage_04_passes_and_commits_on_the_sample_program(program):
     mapped = set(store.read_table("member_map")["legacy_id"])
     assert set(outcome.result.attributions["member_id"]) <= mapped
 
-    # the validated data back in Splio's naming, format and order, recounted from the files
+    # step one (catalog) and step two (the rewards still usable, under Splio's internal ids), in
+    # Splio's naming and format, dated from the import day, recounted from the files
     splio = sorted((run_dir / "output" / "splio").iterdir())
-    assert [p.name for p in splio] == ["demo_burnreward_main_20260703.csv", "demo_earnreward_main_20260702.csv",
-                                       "demo_masterreward_main_20260701.csv"]
+    assert [p.name for p in splio] == ["demo_earnreward_main_20260701.csv", "demo_masterreward_main_20260701.csv"]
     back = {read_scope_file(p).scope: read_scope_file(p) for p in splio}
     assert len(back["masterreward"].rows) == len(outcome.result.catalog)
-    assert len(back["earnreward"].rows) == len(outcome.result.attributions)
-    assert len(back["burnreward"].rows) == len(outcome.result.burns)
-    # dates go back as written (GMT+1 text); UTC is in the store next to them
-    earned = back["earnreward"].rows.set_index("attribution_id")["earn_date"]
+    st = outcome.result.attribution_state
+    active = st[st["state"] == "active"]
+    earned = back["earnreward"].rows
+    assert len(earned) == len(active) > 0 and not outcome.result.burns.empty  # burns are history: no burn file
+    assert "burn_date" not in back["earnreward"].header
+    export = pd.read_csv(run_dir / "rehearsal" / "splio" / "master_rewards_export.csv", sep=";", dtype=str)
+    ids = dict(zip(export["external_id"], export["id"]))
+    assert sorted(export["external_id"]) == sorted(outcome.result.catalog["external_id"])
+    assert set(earned["reward_id"]) <= set(ids.values())
+    want = sorted(ids[e] for e in active["reward_external_id"])
+    assert sorted(earned["reward_id"]) == want
+    assert (earned["earn_date"] == "2026-07-01 01:00:00").all()  # the first second after the cutover, GMT+1
+    # the legacy earn date is in the context, the validity is kept
     stored = store.read_table("reward_attributions").set_index("attribution_id")
-    assert (earned == stored.loc[earned.index, "earn_date"]).all()
+    codes = earned.set_index("attribution_id")
+    legacy = stored.loc[codes.index[codes.index != ""]]
+    with_code = codes[codes.index != ""]
+    assert (with_code["validity_end_date"] == legacy["validity_end_date"]).all()
+    assert all(c.endswith(f"legacy earn_date {d}") for c, d in zip(with_code["context"], legacy["earn_date"]))
     assert stored["earn_date_utc"].str.endswith("+00:00").all()
+    assert record["totals"]["import"]["earn_earned"] == len(active)
+    assert record["totals"]["import"]["earn_history"] == len(st) - len(active)
+    assert store.count("reward_import") == len(st) + len(outcome.result.burns)
     assert (run_dir / "rejects" / "rewards.csv").is_file()
     assert not (run_dir / ".pending" / "rewards").exists()
 

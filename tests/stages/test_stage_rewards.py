@@ -83,14 +83,6 @@ def test_example_2_with_legacy_ids_and_only_migrated_cards(context) -> None:
     assert rej["value"].tolist() == ["DD0001", "EE0001", "XXX00000", "abcde", "CC111", "SM123"]
 
 
-def test_example_2_under_splio_live_rule_is_all_in_the_past(context) -> None:
-    catalog, _ = context
-    att, rej = validate_earned(read_scope_file(EXAMPLE_2), catalog, {**CARDS, "DD0001": "M5"}, cutover=CUTOVER,
-                               reward_ids=LEGACY_IDS, historical=False)
-    assert att.empty
-    assert rej["reason_code"].value_counts().to_dict() == {"EARN_DATE_PAST": 5, "CARD_UNKNOWN": 5}
-
-
 # line -> (the row's context column, the outcome it names)
 EXAMPLE_3_OUTCOMES = {
     2: ("An incredible corgi designed bowl (empty unique_key)", ("MANDATORY_EMPTY", "attribution_id")),
@@ -418,15 +410,12 @@ RULES = [
     E("burn_date incomplete", {"burn_date": "2018-08-20"}, "DATE_INCOMPLETE", "burn_date"),
     E("validity ends before it starts", {"validity_end_date": "2018-08-10 09:59:59"}, "VALIDITY_RANGE_INVALID",
       "validity_end_date"),
-    E("earned after the cutover (historical)", {"earn_date": "2018-09-01 01:00:01",
+    E("earned after the cutover", {"earn_date": "2018-09-01 01:00:01",
                                                 "validity_start_date": "2018-09-02 00:00:00"},
       "EARN_DATE_AFTER_CUTOVER", "earn_date"),
-    E("earned at the cutover (historical)", {"earn_date": "2018-09-01 01:00:00"}, "accepted"),
-    E("earned in the past (Splio's live rule)", {"earn_date": "2018-08-31 23:59:59"}, "EARN_DATE_PAST", "earn_date",
-      historical=False),
-    E("earned on the import day (Splio's live rule)", {"earn_date": "2018-09-01 00:00:00",
-                                                       "validity_start_date": "2018-09-01 00:00:00"},
-      "accepted", historical=False),
+    E("earned at the cutover", {"earn_date": "2018-09-01 01:00:00"}, "accepted"),
+    E("earned long before the import day (history, rewritten on export)", {"earn_date": "2018-08-10 10:00:00"},
+      "accepted"),
     E("earned and burned before the cutover", {"burn_date": "2018-08-20 10:00:00"}, "accepted"),
     E("burned after the cutover", {"burn_date": "2018-09-05 10:00:00"}, "BURN_DATE_FUTURE", "burn_date"),
     E("burned before it was earned", {"burn_date": "2018-08-10 09:59:59"}, "BURN_BEFORE_EARN", "burn_date"),
@@ -484,7 +473,6 @@ def run_rule(case: dict, tmp_path: Path, context) -> tuple[str, object]:
             assert res.accepted.set_index("line").loc[line, "action"] == case["action"]
     elif case["scope"] == "earnreward":
         accepted, rejects = validate_earned(f, catalog, CARDS, cutover=CUTOVER, previous=attributions,
-                                            historical=case.get("historical", True),
                                             reward_ids=case.get("reward_ids"))
     else:
         accepted, rejects = validate_burned(f, attributions, cutover=CUTOVER, card_to_member=CARDS)

@@ -196,10 +196,17 @@ def reward_counts(view: RunView) -> dict[str, int]:
     state = view.table("reward_state")
     s = text_column(state, "state")
     ids = text_column(state, "attribution_id")
+    plan = view.table("reward_import")  # stage 04's fate of every accepted earn and burn row
+    kind, fate = text_column(plan, "kind"), text_column(plan, "fate")
+    earn = kind == "earn"
     return {"active": int((s == "active").sum()), "burned": int((s == "burned").sum()),
             "expired": int((s == "expired").sum()), "attributions": len(state),
             "active_with_code": len(set(ids[(s == "active") & (ids != "")].tolist())),
-            "coupon_codes_in_files": len(view.coupon_codes)}
+            "coupon_codes_in_files": len(view.coupon_codes),
+            "earned": int((earn & (fate == "earned")).sum()), "waiting": int((earn & (fate == "waiting")).sum()),
+            "unresolved": int((earn & (fate == "unresolved")).sum()),
+            "history": int((earn & (fate == "history")).sum()),
+            "burns_waiting": int((~earn & (fate == "waiting")).sum())}
 
 
 def row_conservation(view: RunView) -> pd.DataFrame:

@@ -149,6 +149,14 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
               r["active_with_code"], "output/openloyalty/coupons_*.csv: codes", r["coupon_codes_in_files"]),
         check("rewards: rejects committed = rows in its reject file", "staging: reward_rejects",
               len(t("reward_rejects")), "rejects/rewards.csv", view.reject_files.get("rewards")),
+        check("rewards: active at the cutover = earned in Splio + waiting + unresolved", "staging: reward_state active",
+              r["active"], "staging: reward_import earn rows earned, waiting, unresolved",
+              r["earned"] + r["waiting"] + r["unresolved"]),
+        check("rewards: burned + expired = history (not earned again in Splio)", "staging: reward_state burned + expired",
+              r["burned"] + r["expired"], "staging: reward_import earn rows in history", r["history"]),
+        check("rewards: earnreward rows in stage 04's record = earned rows committed",
+              "stage 04 record: earnreward rows written", (tot("rewards").get("import") or {}).get("earn_rows_written"),
+              "staging: reward_import earned", r["earned"]),
     ]
     for stage in EARLIER_STAGES:
         record = rec(stage)
@@ -177,6 +185,8 @@ HEADLINE_LABELS = {
     "points_transferred": "points in unit transfers", "points_expired": "points expired at the cutover (not owed)",
     "rewards_active": "rewards active at the cutover (owed)", "rewards_burned": "rewards burned by the cutover",
     "rewards_expired": "rewards expired by the cutover", "coupon_codes": "coupon codes written",
+    "rewards_earned_in_splio": "rewards earned in Splio (step two: internal ids, import day)",
+    "rewards_waiting": "rewards waiting for Splio's master reward export (not a failure)",
     "rows_rejected": "input rows rejected (all files, itemised)",
 }
 
@@ -190,6 +200,7 @@ def headline(view: RunView, points: dict[str, Decimal], conservation: pd.DataFra
             "points_owed_after": str(points["after"]), "points_difference": str(points["difference"]),
             "points_transferred": str(points["transferred"]), "points_expired": str(points["expired"]),
             "rewards_active": r["active"], "rewards_burned": r["burned"], "rewards_expired": r["expired"],
+            "rewards_earned_in_splio": r["earned"], "rewards_waiting": r["waiting"] + r["unresolved"],
             "coupon_codes": r["coupon_codes_in_files"], "rows_rejected": int(conservation["rows_rejected"].sum())}
 
 

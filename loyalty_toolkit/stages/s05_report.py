@@ -43,6 +43,7 @@ TABLES: dict[str, list[str] | None] = {
     "lots": ["user_id", "status", "remaining_units", "source", "expires_at_utc"],
     "lot_balances": ["user_id", "balance_units", "deficit_units"],
     "reward_state": ["attribution_id", "state"], "reward_attributions": ["member_id"], "reward_rejects": ["line"],
+    "reward_import": ["kind", "state", "fate"],
 }
 REJECT_FILES = ("members", "transfers", "rewards")
 
@@ -112,7 +113,12 @@ class ReportOutcome:
                 ("  burned by the cutover", r["burned"]), ("  expired by the cutover", r["expired"]),
                 ("  active at the cutover (still owed)", r["active"]),
                 ("active rewards with a code", r["active_with_code"]),
-                ("coupon codes in the files written", r["coupon_codes_in_files"])]
+                ("coupon codes in the files written", r["coupon_codes_in_files"]),
+                ("Splio step two: active rewards earned in earnreward (internal ids, import day)", r["earned"]),
+                ("  waiting for Splio's master reward export (not written yet)", r["waiting"]),
+                ("  master reward not in the export (listed, not written)", r["unresolved"]),
+                ("burn rows waiting for the master reward export", r["burns_waiting"]),
+                ("history: burned or expired, not earned again in Splio", r["history"])]
         return pd.DataFrame(rows, columns=["figure", "rewards"])
 
     def stage_gates(self) -> pd.DataFrame:

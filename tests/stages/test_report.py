@@ -62,6 +62,8 @@ def small_run() -> RunView:
         "lot_balances": f({"user_id": ["G1", "G2", "G3"], "balance_units": [10_000_000, 5_500_000, 2_000_000],
                            "deficit_units": [0, 0, 0]}),
         "reward_state": f({"attribution_id": ["a1", "a2"], "state": ["active", "burned"]}),
+        "reward_import": f({"kind": ["earn", "earn", "burn"], "state": ["active", "burned", "burned"],
+                            "fate": ["earned", "history", "history"]}),
         "reward_attributions": f({"member_id": ["G1", "G2"]}),
         "reward_rejects": f({"line": [4]}),
     }
@@ -74,7 +76,8 @@ def small_run() -> RunView:
                       "totals": {"points_owed_before": "21.5", "points_owed_after": "21.5",
                                  "transfers": {"count": 2}}},
         "rewards": {"status": "passed", "rows_in": 3, "rows_out": 2, "rows_rejected": 1, "gates": _gates(),
-                    "totals": {"attributions": 2, "states": {"active": 1, "burned": 1, "expired": 0}}},
+                    "totals": {"attributions": 2, "states": {"active": 1, "burned": 1, "expired": 0},
+                               "import": {"earn_rows_written": 1}}},
     }
     inputs = {"members": {"rows_kept": 4, "rows_read": 4, "frozen_path": "inputs/members/members.csv"},
               "ledger": {"rows_kept": 4, "rows_read": 6, "frozen_path": "inputs/ledger/points.csv"},
@@ -238,6 +241,19 @@ def test_member_funnel_and_rewards():
     assert list(funnel["members"]) == [4, 3, 2, 2]
     rewards = report.reward_counts(view)
     assert (rewards["active"], rewards["burned"], rewards["active_with_code"]) == (1, 1, 1)
+    assert (rewards["earned"], rewards["waiting"], rewards["history"], rewards["burns_waiting"]) == (1, 0, 1, 0)
+
+
+def test_rewards_waiting_for_the_master_reward_export_still_agree_but_a_lost_one_does_not():
+    view = small_run()
+    view.tables["reward_import"].loc[0, "fate"] = "waiting"  # step one only: listed, not written
+    view.records["rewards"]["totals"]["import"]["earn_rows_written"] = 0
+    figures, _, checks = evaluate(view)
+    assert not disagreeing(checks)
+    assert report.reward_counts(view)["waiting"] == 1
+    view.tables["reward_import"] = view.tables["reward_import"].iloc[1:]  # the active reward has no fate
+    _, _, checks = evaluate(view)
+    assert disagreeing(checks) == {"rewards: active at the cutover = earned in Splio + waiting + unresolved"}
 
 
 def test_warnings_of_earlier_stages_are_listed_with_their_meaning():

@@ -270,15 +270,29 @@ def _rewards(s: MemberStory, m: _Masker) -> list[str]:
         counts[str(r.get("state"))] += 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     out = [f"Rewards (stage 04): {len(state)} earned" + (f" ({summary})" if summary else "")]
+    splio = {(p.get("file"), str(p.get("line"))): p for p in s.table("reward_import") if p.get("kind") == "earn"}
     for r in state:
         st = r.get("state")
         when = (f" on {r.get('burned_at_utc')}" if st == "burned" else f", valid until {r.get('validity_end_utc')}")
         out.append(f"  {r.get('attribution_id') or '(auto code)'}: {r.get('reward_external_id')} x{r.get('quantity')}, "
-                   f"card {m.card(r.get('card_code'))} ({r.get('file')} line {r.get('line')}): {st}{when}")
+                   f"card {m.card(r.get('card_code'))} ({r.get('file')} line {r.get('line')}): {st}{when}"
+                   + _splio_fate(splio.get((r.get("file"), str(r.get("line"))))))
     for c in s.table("reward_coupons"):
         out.append(f"  coupon {c.get('code')} of {c.get('reward_external_id')} in {c.get('coupon_file')}, "
                    f"valid until {c.get('validity_end_utc')}")
     return out
+
+
+def _splio_fate(plan: dict | None) -> str:
+    """What stage 04 did with the attribution in Splio (its two steps); empty for runs before them."""
+    if plan is None:
+        return ""
+    fate = plan.get("fate")
+    if fate == "earned":
+        return f"; in Splio: earned on {plan.get('earn_date')} as reward {plan.get('internal_id')}"
+    return {"waiting": "; in Splio: waiting for the master reward export",
+            "unresolved": "; in Splio: its master reward is not in the export",
+            "history": "; in Splio: history, not earned again"}.get(str(fate), "")
 
 
 def _rejects(s: MemberStory, m: _Masker) -> list[str]:

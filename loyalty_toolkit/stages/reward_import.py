@@ -34,7 +34,7 @@ from loyalty_toolkit.sources.splio import export_columns
 from loyalty_toolkit.stages.rewards import RewardsResult
 
 FATES = ("earned", "waiting", "unresolved", "history")
-PLAN_COLUMNS = ("kind", "attribution_id", "reward_external_id", "internal_id", "card_code", "state", "fate",
+PLAN_COLUMNS = ("kind", "attribution_id", "reward_external_id", "internal_id", "member_id", "card_code", "state", "fate",
                 "written", "legacy_earn_date", "earn_date", "file", "line")
 RESOLUTION_COLUMNS = ("external_id", "internal_id", "active", "history", "status")
 SPLIO_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -136,7 +136,8 @@ def plan_import(result: RewardsResult, *, ids: Mapping[str, str] | None, import_
 
     written = np.where(fate == "earned", "earnreward", np.where(hist, "history", ""))
     plan_earn = pd.DataFrame({"kind": "earn", "attribution_id": a["attribution_id"], "reward_external_id": ext,
-                              "internal_id": internal, "card_code": a["card_code"], "state": state, "fate": fate,
+                              "internal_id": internal, "member_id": a["member_id"], "card_code": a["card_code"],
+                              "state": state, "fate": fate,
                               "written": written, "legacy_earn_date": a["earn_date"],
                               "earn_date": np.where(fate == "earned", earn_text, a["earn_date"]),
                               "file": a["file"], "line": a["line"]})
@@ -146,7 +147,8 @@ def plan_import(result: RewardsResult, *, ids: Mapping[str, str] | None, import_
     plan_burn = pd.DataFrame({"kind": "burn", "attribution_id": b["attribution_id"],
                               "reward_external_id": b["reward_external_id"],
                               "internal_id": b["reward_external_id"].map(known).fillna("").astype(str),
-                              "card_code": b["card_code"], "state": "burned", "fate": b_fate, "written": b_written,
+                              "member_id": b["member_id"], "card_code": b["card_code"], "state": "burned",
+                              "fate": b_fate, "written": b_written,
                               "legacy_earn_date": "", "earn_date": "", "file": b["file"], "line": b["line"]})
     plan = pd.concat([plan_earn, plan_burn], ignore_index=True).reindex(columns=list(PLAN_COLUMNS))
     plan = plan.astype({c: str for c in PLAN_COLUMNS if c != "line"}).astype({"line": "int64"})

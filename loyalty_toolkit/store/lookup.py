@@ -158,6 +158,7 @@ BY_LEGACY_ID: dict[str, str] = {
     "reconciliation_member": "user_id", "transfer_per_member": "user_id", "unit_transfers": "legacy_id",
     "unit_transfers_zero": "legacy_id", "transfer_review": "legacy_id", "reward_state": "member_id",
     "reward_attributions": "member_id", "reward_burns": "member_id", "reward_coupons": "legacy_id",
+    "reward_import": "member_id",
 }
 
 

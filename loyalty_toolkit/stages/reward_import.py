@@ -98,7 +98,7 @@ def plan_import(result: RewardsResult, *, ids: Mapping[str, str] | None, import_
     state = result.attribution_state["state"].reset_index(drop=True).astype(str)
     ext = a["reward_external_id"].astype(str)
     known = dict(ids) if ids is not None else {}
-    internal = ext.map(known).fillna("").astype(str)
+    internal = ext.map(lambda e: known.get(e, "")).astype(str)
     active = (state == "active").to_numpy()
     resolved = (internal != "").to_numpy()
     fate = np.where(~active, "history", np.where(ids is None, "waiting", np.where(resolved, "earned", "unresolved")))
@@ -146,7 +146,7 @@ def plan_import(result: RewardsResult, *, ids: Mapping[str, str] | None, import_
                          np.where(np.isin(b["attribution_id"], list(hist_ids)), "history", ""))
     plan_burn = pd.DataFrame({"kind": "burn", "attribution_id": b["attribution_id"],
                               "reward_external_id": b["reward_external_id"],
-                              "internal_id": b["reward_external_id"].map(known).fillna("").astype(str),
+                              "internal_id": b["reward_external_id"].map(lambda e: known.get(e, "")).astype(str),
                               "member_id": b["member_id"], "card_code": b["card_code"], "state": "burned",
                               "fate": b_fate, "written": b_written,
                               "legacy_earn_date": "", "earn_date": "", "file": b["file"], "line": b["line"]})
@@ -175,7 +175,7 @@ def _resolution(catalog: pd.DataFrame, plan_earn: pd.DataFrame, ids: Mapping[str
     active = plan_earn[plan_earn["state"] == "active"].groupby("reward_external_id").size()
     history = plan_earn[plan_earn["state"] != "active"].groupby("reward_external_id").size()
     n_active = ext.map(active).fillna(0).astype("int64")
-    internal = ext.map(ids).fillna("").astype(str)
+    internal = ext.map(lambda e: ids.get(e, "")).astype(str)
     status = np.where(n_active == 0, "nothing_to_migrate",
                       np.where(not exported, "waiting", np.where(internal != "", "resolved", "not_in_export")))
     return pd.DataFrame({"external_id": ext, "internal_id": internal, "active": n_active,

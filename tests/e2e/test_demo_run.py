@@ -196,3 +196,36 @@ def test_sign_off_report_proves_the_run_and_heads_the_index(demo):
     assert "Sign-off checklist" in html and 'href="../data_docs/03_transfers/index.html"' in html
     with sqlite3.connect(run_dir / "staging.db") as db:
         assert db.execute("SELECT COUNT(*) FROM report_checks WHERE agree = 0").fetchone()[0] == 0
+
+
+def test_rewards_go_to_splio_as_splio_takes_them(demo):
+    """Issue #14: the earnreward file names only internal ids from the (rehearsal) master reward export,
+    every earn_date is on or after the import day, and no earnreward file has a burn_date column."""
+    from loyalty_toolkit.config import load_config
+    from loyalty_toolkit.sources.splio import read_scope_file
+
+    work, run_dir = demo
+    config = load_config(work / "ws" / "migration.yml")
+    day = config.rewards.import_date.isoformat()
+    splio = sorted((run_dir / "output" / "splio").glob("*.csv"))
+    files = {read_scope_file(p).scope: read_scope_file(p) for p in splio}
+    assert set(files) == {"masterreward", "earnreward"}  # burned rewards are history: no burnreward upload
+    export = list(csv.DictReader(open(run_dir / "rehearsal" / "splio" / "master_rewards_export.csv",
+                                      encoding="utf-8"), delimiter=";"))
+    internal = {r["id"] for r in export}
+    assert {r["external_id"] for r in export} == set(files["masterreward"].rows["external_id"])
+    earned = files["earnreward"].rows
+    assert len(earned) and set(earned["reward_id"]) <= internal
+    assert not set(earned["reward_id"]) & set(files["masterreward"].rows["external_id"])
+    assert (earned["earn_date"].str[:10] >= day).all()
+    assert earned["context"].str.contains("legacy earn_date ").all()
+    for p in (run_dir / "output").rglob("*earnreward*.csv"):
+        assert "burn_date" not in read_scope_file(p).header, p
+    rewards = json.loads((run_dir / "summary.json").read_text())["totals"]["rewards"]
+    assert rewards["import"]["earn_earned"] == len(earned) == rewards["states"]["active"]
+    assert rewards["import"]["earn_history"] == rewards["states"]["burned"] + rewards["states"]["expired"]
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        member = db.execute("SELECT member_id FROM reward_import WHERE fate = 'earned' LIMIT 1").fetchone()[0]
+    res = _cli("explain", str(run_dir), member, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert "in Splio: earned on " in res.stdout

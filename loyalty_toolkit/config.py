@@ -416,6 +416,8 @@ def parse_config(text: str, path: Path) -> Config:
         col = mark.column + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=name, line=line, column=col) from None
+    except ValueError as exc:  # a scalar YAML reads as a date or time that does not exist (2026-13-01)
+        raise ConfigError(f"not valid YAML: {exc}", file=name) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with migration: and sources:", file=name)
     _resolve_paths(data, path.parent.resolve(), name)

@@ -35,6 +35,11 @@ def test_valid_config_resolves_paths_relative_to_the_file(write_config):
     (BASE + "    timezone: Europe/Pariss\n", "sources.members.timezone", "unknown IANA timezone"),
     (BASE + "    delimiter: ':'\n", "sources.members.delimiter", "must be auto"),
     (BASE + "    columns:\n      emial: mail\n", "sources.members.columns", "unknown member field"),
+    (BASE + "  reward_master_export:\n    rehearsal: false\n", "sources.reward_master_export",
+     "set either rehearsal: true or path"),
+    (BASE + "  reward_master_export:\n    rehearsal: true\n    columns:\n      id: Id\n",
+     "sources.reward_master_export.columns", "unknown master reward export field"),
+    (BASE + "rewards:\n  import_date: '2026-13-01'\n", "rewards.import_date", "date"),
 ])
 def test_errors_name_the_file_and_the_field(write_config, text, field, words):
     with pytest.raises(ConfigError) as err:
@@ -66,3 +71,29 @@ def test_template_config_is_valid(small_program: Path):
     cfg = load_config(small_program)
     assert cfg.sources.rewards is not None and len(cfg.sources.rewards.files) == 3
     assert set(cfg.input_files()) >= {"members", "ledger", "opening_balances"}
+
+
+@pytest.mark.parametrize("day", ["2026-06-30", "2026-06-29"])
+def test_an_import_day_before_the_cutover_is_one_line_with_line_and_column(write_config, day):
+    # the cutover 2026-06-30 23:59:59 UTC is 2026-07-01 00:59:59 in Splio's GMT+1
+    text = BASE + f"rewards:\n  historical: false\n  import_date: {day}\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(text, {"legacy/members.csv": MEMBERS}))
+    e = err.value
+    assert (e.file, e.line, e.column, e.field, e.exit_code) == ("migration.yml", 10, 16, "rewards.import_date", 2)
+    assert e.one_line().startswith(f"migration.yml:10: column 16: rewards.import_date: import day {day} is before")
+    assert "2026-07-01 in Splio's timezone" in e.one_line()
+
+
+def test_the_import_day_may_be_the_cutovers_day_in_splio_time_or_later(write_config):
+    for day in ("2026-07-01", "2026-07-15"):
+        cfg = load_config(write_config(BASE + f"rewards:\n  import_date: '{day}'\n", {"legacy/members.csv": MEMBERS}))
+        assert cfg.rewards.import_date.isoformat() == day
+    cfg = load_config(write_config(BASE, {"legacy/members.csv": MEMBERS}))
+    assert cfg.rewards.import_date is None and cfg.rewards.historical is False
+
+
+def test_a_date_yaml_cannot_read_is_a_config_error_not_a_traceback(write_config):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(BASE + "rewards:\n  import_date: 2026-13-01\n", {"legacy/members.csv": MEMBERS}))
+    assert err.value.file == "migration.yml" and "month must be in 1..12" in err.value.one_line()

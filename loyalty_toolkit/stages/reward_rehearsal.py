@@ -20,15 +20,15 @@ EXPORT_NAME = "master_rewards_export.csv"
 
 
 def rehearse_master_import(run_dir: str | Path, master_files: Sequence[Path], *, seed: int = 0) -> Path:
-    """Import ``master_files`` (Splio's order) into the rehearsal; return the export's path.
+    """Import ``master_files`` (any order: read in Splio's) into the rehearsal; return the export's path.
 
     A later line for an external_id updates the reward (its name), as Splio does; the export lists
     each master reward once, in the order it was created.
     """
     files = read_scope_files(master_files)
-    if not files or any(f.scope != "masterreward" for f in files):
-        raise UsageError("the rehearsal imports masterreward files only; stage 04 wrote none",
-                         file=str(Path(run_dir) / "output" / "splio"))
+    if any(f.scope != "masterreward" for f in files):
+        raise UsageError("the rehearsal imports masterreward files only", file=str(Path(run_dir) / "output" / "splio"))
+    # no file (an empty catalog): Splio's export would list no reward, and so does the rehearsal's
     names: dict[str, str] = {}
     for f in files:
         for ext, name in zip(f.rows["external_id"], f.rows["name"]):

@@ -57,3 +57,17 @@ def test_config_pointing_nowhere(tmp_path):
 def test_missing_config_file(tmp_path):
     res = subprocess.run([CLI, "validate", "nope.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.strip() == "error: nope.yml: no such config file"
+
+
+def test_an_import_day_before_the_cutover_is_refused_before_any_stage(tmp_path):
+    (tmp_path / "members.csv").write_text(HEADER + "G1,Ann,Lee,a@x.fr,0612345678,1\n", encoding="utf-8")
+    text = CONFIG.format(path="members.csv") + "rewards:\n  import_date: 2026-06-30\n"
+    (tmp_path / "migration.yml").write_text(text, encoding="utf-8")
+    for command in ("validate", "run"):
+        res = subprocess.run([CLI, command, "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2, res.stdout + res.stderr
+        err = res.stderr.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in res.stderr
+        assert err[0].startswith("error: migration.yml:9: column 16: rewards.import_date: import day 2026-06-30 is "
+                                 "before the cutover"), err[0]
+        assert not (tmp_path / "runs").exists()

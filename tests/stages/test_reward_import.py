@@ -188,3 +188,27 @@ def test_checks_catch_each_broken_rule(result):
     assert bad.loc["active_earned_or_listed", "examples"] == "A-ACTIVE"
     assert bad.loc["burn_only_for_earned", "examples"] == "A-BURNED-BY-FILE"
     assert bad.loc["history_not_earned", "examples"] == "A-EXPIRED"
+
+
+def test_a_catalog_without_earned_rewards_plans_nothing_and_needs_no_export(tmp_path):
+    res = validate_all([FIXTURES / "demo_masterreward_main_20180701.csv"], CARDS, cutover=CUTOVER)
+    imp = plan_import(res, ids=None, import_day=None, cutover=CUTOVER, tz=SPLIO_TZ, historical=True,
+                      earn_header=set(), burn_header=set())
+    assert imp.plan.empty and imp.earn_upload.empty and imp.history_burn.empty
+    assert set(imp.resolution["status"]) == {"nothing_to_migrate"}
+    checks = import_checks(imp, res.attribution_state, {}, imp.earn_upload, imp.burn_upload)
+    assert checks["failing"].sum() == 0 and checks["rows"].sum() == 0
+
+
+def test_the_rehearsal_of_an_empty_catalog_exports_no_reward(tmp_path):
+    from loyalty_toolkit.config import REWARD_EXPORT_COLUMNS
+    from loyalty_toolkit.sources.splio_export import read_master_export
+    from loyalty_toolkit.stages.reward_rehearsal import rehearse_master_import
+
+    path = rehearse_master_import(tmp_path, [], seed=0)
+    assert read_master_export(path, columns=REWARD_EXPORT_COLUMNS, catalog=()).empty
+    again = rehearse_master_import(tmp_path / "b", [FIXTURES / "demo_masterreward_main_20180701.csv"], seed=0)
+    first = rehearse_master_import(tmp_path / "c", [FIXTURES / "demo_masterreward_main_20180701.csv"], seed=0)
+    assert again.read_bytes() == first.read_bytes()  # a rehearsal replays byte for byte
+    ids = read_master_export(again, columns=REWARD_EXPORT_COLUMNS, catalog=IDS)
+    assert list(ids["external_id"]) == list(IDS)

@@ -38,14 +38,12 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from loyalty_toolkit.config import Config, yaml_position
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.mask import mask_phone
 from loyalty_toolkit.sources.splio import SCOPES, SplioFile, export_columns, read_scope_file, read_scope_files
-from loyalty_toolkit.sources.splio_export import read_master_export
 from loyalty_toolkit.stages.context import StageContext, StageFigures
-from loyalty_toolkit.stages.reward_import import RewardImport, import_checks, plan_import
-from loyalty_toolkit.stages.reward_rehearsal import rehearse_master_import
+from loyalty_toolkit.stages.reward_import import RewardImport, plan_import
+from loyalty_toolkit.stages.reward_steps import master_ids, require_import_day, step_two_checks
 from loyalty_toolkit.stages.rewards import STATES, RewardsResult, validate_all
 from loyalty_toolkit.targets.splio import MAX_OBJECTS, write_rewards
 
@@ -292,7 +290,7 @@ def run(ctx: StageContext) -> RewardsOutcome:
     result = validate_all(files, cards.card_to_member, cutover=cutover, reward_ids=rules.reward_id_map,
                           erase_on_null=rules.erase_on_null, tz=tz)
     ctx.write_rejects(result.rejects)
-    _require_import_day(cfg, result, ctx.stage)
+    require_import_day(cfg, result, ctx.stage)
 
     # Step one: the catalog. Step two needs Splio's internal ids, from its master reward export.
     splio_dir = ctx.output_dir("splio")
@@ -301,7 +299,7 @@ def run(ctx: StageContext) -> RewardsOutcome:
     master_files = _write_splio({"masterreward": (result.catalog, export_columns("masterreward",
                                                                                  headers["masterreward"]))},
                                 files, splio_dir, day)
-    ids = _master_ids(ctx, master_files, result.catalog)
+    ids = master_ids(ctx, master_files, result.catalog)
     imp = plan_import(result, ids=ids, import_day=rules.import_date, cutover=cutover, tz=tz,
                       historical=rules.historical, earn_header=headers["earnreward"],
                       burn_header=headers["burnreward"])
@@ -320,34 +318,11 @@ def run(ctx: StageContext) -> RewardsOutcome:
     conservation = _conservation(names, frozen, by_name, result)
     outputs = _outputs(result, imp, splio_files, history_files, coupons, coupon_files)
     card_codes = frozenset(c for f in files if "card_code" in f.rows.columns for c in f.rows["card_code"] if c)
-    return RewardsOutcome(result=result, reward_import=imp, checks=_checks(imp, result, splio_files, history_files),
+    return RewardsOutcome(result=result, reward_import=imp, checks=step_two_checks(imp, result, splio_files, history_files),
                           conservation=conservation, outputs=outputs, coupons=coupons,
                           splio_files=splio_files, coupon_files=coupon_files, history_files=history_files,
                           cards=cards, cutover=cutover, historical=rules.historical,
                           erase_on_null=rules.erase_on_null, card_codes=card_codes, show_pii=ctx.show_pii)
-
-
-def _require_import_day(cfg: Config, result: RewardsResult, stage: str) -> None:
-    """Rewards migrated as earned are earned on the import day: without one, nothing can be written."""
-    active = int((result.attribution_state["state"] == "active").sum())
-    if active and cfg.rewards.import_date is None:
-        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("rewards",))
-        raise ConfigError(f"rewards.import_date is required: {active} rewards are still usable at the cutover and "
-                          "are earned in Splio on the import day (YYYY-MM-DD, on or after the cutover)", stage=stage,
-                          file=cfg.path.name, line=line, column=column, field="rewards.import_date")
-
-
-def _master_ids(ctx: StageContext, master_files: list[Path], catalog: pd.DataFrame) -> dict[str, str] | None:
-    """external_id -> Splio internal id, from the master reward export (the rehearsal's with
-    ``rehearsal: true``); None when the config names no export (step one only)."""
-    src = ctx.config.sources.reward_master_export
-    if src is None:
-        return None
-    path = rehearse_master_import(ctx.run_dir, master_files, seed=src.rehearsal_seed) if src.rehearsal else src.path
-    frozen = ctx.freeze_input("reward_master_export", path)
-    export = read_master_export(frozen, columns=src.column_map(), catalog=catalog["external_id"],
-                                encoding=src.encoding, delimiter=src.delimiter, stage=ctx.stage)
-    return dict(zip(export["external_id"], export["internal_id"]))
 
 
 def _write_splio(scopes: dict[str, tuple[pd.DataFrame, list[str]]], files: list[SplioFile], directory: Path,
@@ -359,25 +334,6 @@ def _write_splio(scopes: dict[str, tuple[pd.DataFrame, list[str]]], files: list[
     first = files[0].name
     return write_rewards(scopes, directory=directory, universe=first.universe, subsection=first.subsection, day=day,
                          max_objects=MAX_OBJECTS)
-
-
-def _checks(imp: RewardImport, result: RewardsResult, splio_files: list[Path], history_files: list[Path]
-            ) -> pd.DataFrame:
-    """The step-two rules over the files as written (read back)."""
-    earn_headers: dict[str, list[str]] = {}
-    earn_rows, burn_rows = [], []
-    for p in splio_files + history_files:
-        f = read_scope_file(p)
-        if f.scope == "earnreward":
-            earn_headers[f"{p.parent.name}/{p.name}"] = list(f.header)
-            if p in splio_files:
-                earn_rows.append(f.rows)
-        elif f.scope == "burnreward" and p in splio_files:
-            burn_rows.append(f.rows)
-    empty = pd.DataFrame({"reward_id": [], "attribution_id": [], "earn_date": []}, dtype=str)
-    return import_checks(imp, result.attribution_state, earn_headers,
-                         pd.concat(earn_rows, ignore_index=True) if earn_rows else empty,
-                         pd.concat(burn_rows, ignore_index=True) if burn_rows else empty)
 
 
 def _coupons(result: RewardsResult, member_map: pd.DataFrame) -> pd.DataFrame:

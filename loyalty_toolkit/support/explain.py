@@ -1,6 +1,6 @@
 """Explain one member: why the migration gives them the points it gives (``loyalty-migrate explain``).
 
-Pure: :func:`build_story` (``stages.explain_story``) turns the member's staging rows
+Pure: :func:`build_story` (``support.explain_story``) turns the member's staging rows
 (``store.lookup.member_rows``) into a :class:`MemberStory`; :func:`render_story` turns that into
 text, in the order a support engineer asks: who is it, how was it mapped, which lots and
 redemptions, which transfers, what did the run's reconciliation say, opening balance, rewards,
@@ -17,11 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty_toolkit.mask import mask_email, mask_group, mask_identifier, mask_name, mask_phone
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT
-from loyalty_toolkit.stages.explain_story import Lot, MemberStory, Piece, build_story, fmt
-from loyalty_toolkit.stages.lots import EXPIRED, PENDING
-from loyalty_toolkit.stages.transfers import MEMBER_UNMAPPED, SPENDING
+from loyalty_toolkit.model import EXPIRED, PENDING, SPENDING
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT
+from loyalty_toolkit.stages.transfers.engine import MEMBER_UNMAPPED
 from loyalty_toolkit.store import stored_decimal
+from loyalty_toolkit.support.explain_story import Lot, MemberStory, Piece, build_story, fmt
 
 __all__ = ["MemberStory", "build_story", "mask_query", "render_story"]
 

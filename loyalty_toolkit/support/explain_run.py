@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from loyalty_toolkit.errors import UsageError
-from loyalty_toolkit.stages.explain import build_story, mask_query, render_story
 from loyalty_toolkit.store.lookup import StagingReader, find_members, member_rows
+from loyalty_toolkit.support.explain import build_story, mask_query, render_story
 
 MAX_LISTED = 20  # an ambiguous query lists at most this many members on its one line
 

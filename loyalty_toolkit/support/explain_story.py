@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from loyalty_toolkit.sources.ledger import (
+from loyalty_toolkit.model import EXPIRED, OPEN, PENDING, SPENDING
+from loyalty_toolkit.sources.ledger.parse import (
     DATE_INVALID,
     GUESTPOINTSID_DUPLICATE,
     POINTS_INVALID,
@@ -22,8 +23,8 @@ from loyalty_toolkit.sources.ledger import (
     RECORD_TYPE_UNKNOWN,
     USER_ID_MISSING,
 )
-from loyalty_toolkit.stages.lots import EXPIRED, FALLBACK_METHODS, OPEN, PENDING
-from loyalty_toolkit.stages.transfers import MEMBER_UNMAPPED, OPENING_SOURCE, SPENDING
+from loyalty_toolkit.stages.transfers.engine import MEMBER_UNMAPPED, OPENING_SOURCE
+from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS
 from loyalty_toolkit.store import stored_decimal
 
 Row = dict[str, Any]

@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 
 from loyalty_toolkit.errors import UsageError
-from loyalty_toolkit.stages import s03_transfers
 from loyalty_toolkit.stages.context import open_stage
-from loyalty_toolkit.stages.explain import build_story, mask_query, render_story
-from loyalty_toolkit.stages.explain_run import explain_member
-from loyalty_toolkit.stages.explain_story import fmt
+from loyalty_toolkit.stages.transfers import step as s03_transfers
 from loyalty_toolkit.store.lookup import StagingReader, member_rows
+from loyalty_toolkit.support.explain import build_story, mask_query, render_story
+from loyalty_toolkit.support.explain_run import explain_member
+from loyalty_toolkit.support.explain_story import fmt
 
 CUTOVER = "2026-06-30T23:59:59Z"
 

@@ -12,11 +12,21 @@ import pytest
 
 from loyalty_toolkit.errors import ReproMismatch, UsageError
 from loyalty_toolkit.model import notebooks_dir
-from loyalty_toolkit.runner import repro as repro_mod
 from loyalty_toolkit.runner.execute import Execution
-from loyalty_toolkit.runner.repro import (DIFFERENT, IDENTICAL, MISSING, Comparison, ReproResult, compare_figures,
-                                          compare_file, compare_table, first_key_difference, repro)
 from loyalty_toolkit.store import StagingStore
+from loyalty_toolkit.support import repro as repro_mod
+from loyalty_toolkit.support.repro import (
+    DIFFERENT,
+    IDENTICAL,
+    MISSING,
+    Comparison,
+    ReproResult,
+    compare_figures,
+    compare_file,
+    compare_table,
+    first_key_difference,
+    repro,
+)
 
 PIPELINE = ["subset", "members", "mapping"]
 MEMBERS = pd.DataFrame({"legacy_id": ["L1", "L2"], "email": ["a@x.fr", "b@x.fr"], "points": [10, 20]})

@@ -37,8 +37,8 @@ from loyalty_toolkit.config import LEDGER_COLUMNS
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.normalize import parse_decimal
 from loyalty_toolkit.sources.csvfile import categories_dtype
-from loyalty_toolkit.sources.ledger_read import DATE_FIELDS, STAGE
-from loyalty_toolkit.sources.ledger_time import _Dates, _iso_categoricals, utc_us_to_timestamps
+from loyalty_toolkit.sources.ledger.read import DATE_FIELDS, STAGE
+from loyalty_toolkit.sources.ledger.times import _Dates, _iso_categoricals, utc_us_to_timestamps
 
 # Points are carried inside as integers of 10^-POINTS_SCALE points. Open Loyalty keeps 6 decimals
 # (ledger_domain.md section 5), so 6 loses nothing the target could store.
@@ -218,7 +218,7 @@ def parse_ledger(
     row cost gigabytes that the lot engine never reads. Checks and rejects are the same either way.
 
     ``check_repeats=False`` leaves GUESTPOINTSID_DUPLICATE out: for a caller that parses a file
-    block by block and checks repeats across blocks (``ledger_stream``).
+    block by block and checks repeats across blocks (``ledger.stream``).
     """
     headers = {**LEDGER_COLUMNS, **(columns or {})}
     n = len(frame)

@@ -1,6 +1,6 @@
 """Stream the ledger export (seed 004) into a frame of categorical text columns, one per mapped field.
 
-Reading is kept apart from parsing (``sources/ledger.py``): this module only knows CSV, encodings
+Reading is kept apart from parsing (``sources/ledger/parse.py``): this module only knows CSV, encodings
 and headers. A ledger repeats its members, types, centers, tiers and points over millions of rows,
 so each column is coded batch by batch into distinct values plus a small integer per row, and the
 file is never held in memory whole.

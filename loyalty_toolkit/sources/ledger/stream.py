@@ -2,7 +2,7 @@
 
 read_ledger's frame of a ten-million-row ledger holds every source field as text, about 4 GB,
 before parse_ledger turns it into the lean entries (about 1 GB). Here the file is read a block at
-a time (``ledger_read.read_ledger_blocks``), each block is parsed to the entry columns and its text
+a time (``ledger.read.read_ledger_blocks``), each block is parsed to the entry columns and its text
 dropped, and the blocks' entries are joined into exactly what the whole-file path gives: the same
 rows, values, dtypes, categories in the same order, rejects and lines. The one rule that spans
 rows, GUESTPOINTSID_DUPLICATE, is checked once over the joined entries.
@@ -21,7 +21,7 @@ from loyalty_toolkit.config import LEDGER_COLUMNS, LedgerSource
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources import arrow_csv
 from loyalty_toolkit.sources.csvfile import categories_dtype
-from loyalty_toolkit.sources.ledger import (
+from loyalty_toolkit.sources.ledger.parse import (
     ENTRY_COLUMNS,
     GUESTPOINTSID_DUPLICATE,
     LedgerParse,
@@ -29,7 +29,7 @@ from loyalty_toolkit.sources.ledger import (
     _Text,
     parse_ledger,
 )
-from loyalty_toolkit.sources.ledger_read import STAGE, read_ledger, read_ledger_blocks
+from loyalty_toolkit.sources.ledger.read import STAGE, read_ledger, read_ledger_blocks
 
 # About 500k rows of a Zenoti export: a block's text and parse stay within a few hundred MB.
 BLOCK_BYTES = 1 << 26

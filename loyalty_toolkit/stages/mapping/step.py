@@ -19,8 +19,8 @@ from loyalty_toolkit.sources.members import read_members
 from loyalty_toolkit.sources.references import member_references
 from loyalty_toolkit.sources.target_members import read_target_members
 from loyalty_toolkit.stages.context import StageContext, StageFigures
-from loyalty_toolkit.stages.mapping import MappingResult, coverage, legacy_member_keys, match_members
-from loyalty_toolkit.stages.rehearsal import rehearse_import
+from loyalty_toolkit.stages.mapping.matching import MappingResult, coverage, legacy_member_keys, match_members
+from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
 from loyalty_toolkit.targets.ol_rehearsal import read_import_result, reconcile_import_result
 
 REFERENCE_INPUTS = ("ledger", "opening_balances")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from loyalty_toolkit.mask import PII_KINDS, mask_frame, mask_value
+from loyalty_toolkit.shared.member_rules import MembersResult, prepare_members
 from loyalty_toolkit.sources.members import read_members
 from loyalty_toolkit.stages.context import StageContext, StageFigures
-from loyalty_toolkit.stages.members import MembersResult, prepare_members
 from loyalty_toolkit.targets.openloyalty import members_xml_count, write_members_xml
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import notebook_name
-from loyalty_toolkit.sources.ledger import plain_decimal
-from loyalty_toolkit.stages.lots import text_column
-from loyalty_toolkit.stages.report import (
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import plain_decimal
+from loyalty_toolkit.stages.report.figures import (
     CHECK_COLUMNS,
     EARLIER_STAGES,
     RunView,

@@ -2,7 +2,7 @@
 
 Pure: a :class:`RunView` (the stages' JSON records, the staging tables the report needs, stage 00's
 record of the frozen inputs, and a few counts taken from the files on disk) in, frames and dicts out.
-The step module (``s05_report``) gathers the view; the notebook shows what these functions return.
+The step module (``report.step``) gathers the view; the notebook shows what these functions return.
 
 The report does not trust any single stage's bookkeeping: each cross-stage check puts a figure one
 stage recorded next to the same figure derived from another source (another stage's tables, the
@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.model import STAGE_NAMES, notebook_name
-from loyalty_toolkit.sources.ledger import POINTS_SCALE, plain_decimal
-from loyalty_toolkit.stages.lots import text_column
-from loyalty_toolkit.stages.transfers import ADDING, SPENDING
+from loyalty_toolkit.model import ADDING, SPENDING, STAGE_NAMES, notebook_name
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import POINTS_SCALE, plain_decimal
 from loyalty_toolkit.store import stored_decimal
 
 REPORT_STAGE = "report"

@@ -2,8 +2,8 @@
 
 This step reads what stages 00-04 left in the run dir (their records in ``RUN_DIR/stages/``, the
 staging tables through :class:`StagingStore`, stage 00's ``inputs/inputs.json``, the reject files
-and the coupon files written) and computes, with the pure modules ``stages/report.py`` and
-``stages/report_checks.py``: the headline figures, row conservation per input file, points
+and the coupon files written) and computes, with the pure modules ``stages/report/figures.py`` and
+``stages/report/checks.py``: the headline figures, row conservation per input file, points
 conservation recomputed from stage 03's tables, the liability roll-forward, every stage's gate
 outcome, and the cross-stage checks. Its own critical gate (``expectations/report.*.json``):
 every cross-stage check agrees, the points difference is 0, every input file's rows are accounted
@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import notebook_name
-from loyalty_toolkit.stages import report, report_checks
+from loyalty_toolkit.shared.liability import balance_bands, expiry_calendar
 from loyalty_toolkit.stages.context import StageContext, StageFigures
-from loyalty_toolkit.stages.s04_rewards import COUPON_PREFIX, read_coupon_file
-from loyalty_toolkit.stages.transfers_view import balance_bands, expiry_calendar
+from loyalty_toolkit.stages.report import checks as report_checks
+from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, read_coupon_file
 
 # The staging tables the report reads, with the columns it needs (None: every column; small tables).
 TABLES: dict[str, list[str] | None] = {

@@ -1,9 +1,9 @@
 """The row rules of stage 04 (rewards): reason codes, Splio dates, and one check per scope.
 
-Kept apart from :mod:`loyalty_toolkit.stages.rewards` (which sequences rows and files, builds the
+Kept apart from :mod:`loyalty_toolkit.stages.rewards.validation` (which sequences rows and files, builds the
 frames and the state) so each rule is a small function that returns typed values or raises
 :class:`RuleFailure`. The reason-code table, the order of checks and the stock rule are documented
-in ``stages/rewards.py``.
+in ``stages/rewards/validation.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MAX_TEXT = 128  # external_id, name and attribution_id: "Text (max. 128 characte
 # Splio reads and stamps dates in GMT+1 (seed 001, "Explanation: Dates"); a fixed offset, no DST.
 SPLIO_TZ = timezone(timedelta(hours=1), "GMT+1")
 
-# Reason codes. Each is a row of the table in stages/rewards.py; a test keeps the two in step.
+# Reason codes. Each is a row of the table in stages/rewards/validation.py; a test keeps the two in step.
 MANDATORY_EMPTY = "MANDATORY_EMPTY"
 VALUE_TOO_LONG = "VALUE_TOO_LONG"
 FLAG_INVALID = "FLAG_INVALID"
@@ -177,7 +177,7 @@ def optional_datetime(row: Mapping[str, object], column: str, *, tz: tzinfo, dat
 def check_master(rec: Mapping[str, object], *, tz: tzinfo = SPLIO_TZ) -> dict[str, object]:
     """Check one masterreward record (text values); return its normalised and typed values.
 
-    Rules run in the order of the reason table in stages/rewards.py; the first failure is raised.
+    Rules run in the order of the reason table in stages/rewards/validation.py; the first failure is raised.
     """
     require(rec, MASTER_REQUIRED_VALUES)
     max_length(rec, "external_id")

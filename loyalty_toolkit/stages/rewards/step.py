@@ -1,7 +1,7 @@
 """Stage 04, rewards: check the Splio reward files, take the rewards' state at the cutover, and
 write the validated data back as Splio files plus the target's coupon files.
 
-The rules live in the pure modules (``stages/rewards.py``, ``stages/reward_rules.py``; every
+The rules live in the pure modules (``stages/rewards/validation.py``, ``stages/rewards/rules.py``; every
 rule and reason code is in ``docs/rewards.md``). This step reads the **frozen** reward files,
 builds the card -> member map from stage 02 (a card counts only when its member was accepted in
 stage 01 **and** mapped to a target member in stage 02, and no other accepted member holds the
@@ -20,10 +20,6 @@ recounted by reading the files back.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -36,11 +32,10 @@ from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.mask import mask_phone
 from loyalty_toolkit.sources.splio import SCOPES, SplioFile, export_columns, read_scope_file, read_scope_files
 from loyalty_toolkit.stages.context import StageContext, StageFigures
-from loyalty_toolkit.stages.rewards import STATES, RewardsResult, validate_all
+from loyalty_toolkit.stages.rewards.validation import STATES, RewardsResult, validate_all
+from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, coupon_file_name, read_coupon_file, write_coupon_files
 from loyalty_toolkit.targets.splio import MAX_OBJECTS, write_rewards
 
-COUPON_PREFIX = "coupons_"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 CONSERVATION_COLUMNS = ("input", "file", "scope", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
 OUTPUT_COLUMNS = ("output", "files", "rows_expected", "rows_written")
@@ -295,41 +290,6 @@ def _coupons(result: RewardsResult, member_map: pd.DataFrame) -> pd.DataFrame:
 
 def _iso(moment) -> str:
     return "" if moment is None or pd.isna(moment) else moment.isoformat()
-
-
-def coupon_file_name(external_id: str) -> str:
-    """``coupons_<external_id>.csv``; an id that is not a safe file name is replaced by a safe one
-    plus a short hash of the id, so two ids never share a file."""
-    if _SAFE_NAME.fullmatch(external_id) and len(external_id) <= 100:
-        return f"{COUPON_PREFIX}{external_id}.csv"
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", external_id)[:80].strip("._") or "reward"
-    digest = hashlib.sha256(external_id.encode("utf-8")).hexdigest()[:10]
-    return f"{COUPON_PREFIX}{safe}-{digest}.csv"
-
-
-def render_codes(codes: Iterable[str]) -> str:
-    """One code per line, no header, quoted only when a code holds a comma, quote or line break."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for code in codes:
-        writer.writerow([code])
-    return buf.getvalue()
-
-
-def write_coupon_files(coupons: pd.DataFrame, directory: Path) -> list[Path]:
-    """One CSV of codes per reward; each code once (a code is one coupon in the target)."""
-    written = []
-    for name, part in coupons.groupby("coupon_file", sort=True):
-        path = Path(directory) / str(name)
-        path.write_text(render_codes(dict.fromkeys(part["code"])), encoding="utf-8", newline="")
-        written.append(path)
-    return written
-
-
-def read_coupon_file(path: Path) -> list[str]:
-    """The codes of a coupon file (what the outputs gate recounts)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [row[0] for row in csv.reader(fh) if row]
 
 
 def _conservation(names: list[str], frozen: dict, files: dict[str, SplioFile], result: RewardsResult) -> pd.DataFrame:

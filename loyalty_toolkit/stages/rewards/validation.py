@@ -5,7 +5,7 @@ row is checked against the rules below in the order listed for its scope; the fi
 rejects the row with its reason code, column and physical line. Every row read ends in exactly
 one of accepted or rejected, per file (asserted).
 
-Reason codes (a row of this table per code; a test checks it matches ``reward_rules.REASON_CODES``):
+Reason codes (a row of this table per code; a test checks it matches ``rewards.rules.REASON_CODES``):
 
 | reason_code | scope | rule |
 |---|---|---|
@@ -96,10 +96,15 @@ import pandas as pd
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.splio import (
-    MANDATORY_COLUMNS, SCOPE_COLUMNS, SplioFile, export_columns, null_columns, read_scope_files,
+    MANDATORY_COLUMNS,
+    SCOPE_COLUMNS,
+    SplioFile,
+    export_columns,
+    null_columns,
+    read_scope_files,
 )
-from loyalty_toolkit.stages import reward_rules as R
-from loyalty_toolkit.stages.reward_rules import SPLIO_TZ, STAGE, RuleFailure
+from loyalty_toolkit.stages.rewards import rules as R
+from loyalty_toolkit.stages.rewards.rules import SPLIO_TZ, STAGE, RuleFailure
 
 MASTER = SCOPE_COLUMNS["masterreward"]
 EARN = SCOPE_COLUMNS["earnreward"]

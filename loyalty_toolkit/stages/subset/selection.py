@@ -18,7 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from loyalty_toolkit.normalize import normalize_emails, normalize_phones
-from loyalty_toolkit.stages.members import prepare_members
+from loyalty_toolkit.shared.member_rules import prepare_members
 
 # Row classes of the secondary inputs that a rehearsal must see at least once.
 LEDGER_CLASSES = ("unknown_member", "redemption_without_link", "expired_lot", "pending_lot", "fractional_points")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from loyalty_toolkit.sources.csvfile import CsvTable, count_records, read_table, sniff, to_frame, write_records
-from loyalty_toolkit.stages import subset as logic
 from loyalty_toolkit.stages.context import INPUTS_FILE, StageContext, StageFigures, file_sha256
+from loyalty_toolkit.stages.subset import selection as logic
 
 
 def frozen_relpath(name: str, source: Path) -> str:

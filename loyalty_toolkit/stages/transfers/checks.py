@@ -5,7 +5,7 @@ from the bookkeeping of the code they check: the transfer side is summed here fr
 rows themselves (``produced_per_member``, ``transfer_side``; never ``TransferResult.per_member``),
 and every reconciliation, roll-forward, lot and opening-balance figure is turned into exact int64
 micro-points before the suites compare them (``expectations/transfers.*.json``). Pure: frames in,
-frames out; the step module (``s03_transfers``) assembles them into the gate's tables.
+frames out; the step module (``transfers.step``) assembles them into the gate's tables.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.gates import CHECK_TABLE_COLUMNS, EXAMPLE_SEPARATOR
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT
+from loyalty_toolkit.model import ADDING, EXPIRED, OPEN, PENDING, SPENDING
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT
 from loyalty_toolkit.sources.opening_balances import OpeningParse
-from loyalty_toolkit.stages.lots import EXPIRED, FALLBACK_METHODS, OPEN, PENDING, text_column
-from loyalty_toolkit.stages.transfers import ADDING, OPENING_SOURCE, SPENDING, TransferResult
+from loyalty_toolkit.stages.transfers.engine import OPENING_SOURCE, TransferResult
+from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS
 
 RECONCILE_UNITS = ("owed_ledger", "owed_lots", "transfers", "unallocated", "deficit")
 

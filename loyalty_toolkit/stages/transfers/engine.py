@@ -3,7 +3,7 @@
 Pure functions over frames; no I/O. Points are exact int64 micro-points inside (``*_units``, as in
 ``stages.lots``); ``Decimal`` appears only in reported columns.
 
-Opening-balance rows become lots in ``stages.transfers_opening`` (:func:`opening_lots`).
+Opening-balance rows become lots in ``stages.transfers.opening`` (:func:`opening_lots`).
 
 :func:`build_transfers` rules:
 
@@ -35,9 +35,9 @@ Scale (millions of lots): the work is array operations over whole columns. Lots 
 from the int64 ``*_at_us`` twins ``build_lots`` and ``opening_lots`` give them (a frame built by
 hand without them is parsed from its ISO text, once per distinct value); members are numbered
 once; sums per member are ``np.add.at``; the file order is one ``np.lexsort`` over integer ranks
-(``stages.transfers_keys``). Python loops run only over rejected lots, deficits, unmatched opening
+(``stages.transfers.keys``). Python loops run only over rejected lots, deficits, unmatched opening
 rows and distinct values, and once per transfer for the SHA-1 of its id: 1.3M transfers take about
-3 s, 4.3M about 13 s. ``tests/stages/test_transfers.py`` keeps the row-by-row implementation this
+3 s, 4.3M about 13 s. ``tests/stages/transfers/test_transfers.py`` keeps the row-by-row implementation this
 replaced, as an oracle.
 """
 
@@ -52,10 +52,10 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.config import ROUNDING_MODES
-from loyalty_toolkit.model import REJECT_COLUMNS
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
-from loyalty_toolkit.stages.lots import LOT_COLUMNS, OPEN, PENDING, datetime_us, text_column
-from loyalty_toolkit.stages.transfers_keys import (  # format_utc: part of this module's interface
+from loyalty_toolkit.model import ADDING, OPEN, PENDING, REJECT_COLUMNS, SPENDING
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT, units_to_decimal
+from loyalty_toolkit.stages.transfers.keys import (  # format_utc: part of this module's interface
     column_frame,
     file_order,
     format_utc,
@@ -65,12 +65,11 @@ from loyalty_toolkit.stages.transfers_keys import (  # format_utc: part of this 
     utc_text_and_rank,
     uuid5_strings,
 )
+from loyalty_toolkit.stages.transfers.lots import LOT_COLUMNS, datetime_us
 
 STAGE = "transfers"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "loyalty-migrate:unit-transfer")
 OPENING_SOURCE, OPENING_CENTER = "opening", "opening"
-ADDING, SPENDING = "adding", "spending"
-
 MEMBER_UNMAPPED = "MEMBER_UNMAPPED"
 NEGATIVE_BALANCE = "NEGATIVE_BALANCE"
 

@@ -22,7 +22,7 @@ end <= cutover, else ``pending`` when its effective start > cutover, else ``open
 Points are exact int64 micro-points inside (``*_units``, see ``sources.ledger.POINTS_SCALE``);
 ``Decimal`` appears only in the reported columns. Members whose redemptions all name a lot of
 theirs that can pay them are settled with array operations; a Python loop runs only over members
-that need a fallback (``lots_fallback``), so 10M ledger rows take about half a minute. Text
+that need a fallback (``transfers.fallback``), so 10M ledger rows take about half a minute. Text
 columns of the outputs are object arrays sharing the input's strings: converting millions of
 values to pandas' ``str`` dtype would cost as much again.
 """
@@ -36,14 +36,16 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.sources.ledger import (
+from loyalty_toolkit.model import EXPIRED, OPEN, PENDING
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import (
     ACCRUAL,
     REDEMPTION,
     UNITS_PER_POINT,
     units_to_decimal,
 )
-from loyalty_toolkit.sources.ledger_time import iso_utc_strings
-from loyalty_toolkit.stages.lots_fallback import allocate_slow
+from loyalty_toolkit.sources.ledger.times import iso_utc_strings
+from loyalty_toolkit.stages.transfers.fallback import allocate_slow
 
 LINK = "link"
 FALLBACK_MISSING = "fallback_missing_link"
@@ -52,7 +54,6 @@ FALLBACK_OVERFLOW = "fallback_overflow"
 METHODS: tuple[str, ...] = (LINK, FALLBACK_MISSING, FALLBACK_UNKNOWN, FALLBACK_OVERFLOW)
 FALLBACK_METHODS: tuple[str, ...] = METHODS[1:]
 
-OPEN, PENDING, EXPIRED = "open", "pending", "expired"
 
 _NAT = np.iinfo(np.int64).min  # "no time": no start, no expiry
 
@@ -302,19 +303,6 @@ def entry_points_units(frame: pd.DataFrame) -> np.ndarray:
 def entry_action_us(entries: pd.DataFrame) -> np.ndarray:
     """Action time per row as UTC microseconds (from ``action_at_ts`` or ``action_at_utc``)."""
     return _time_us(entries, "action_at_ts", "action_at_utc")
-
-
-def text_column(frame: pd.DataFrame, name: str, rows: np.ndarray | None = None) -> np.ndarray:
-    """Column ``name`` (optionally only ``rows``) as an object array of str, missing -> ""."""
-    if name not in frame.columns:
-        return np.full(len(frame) if rows is None else len(rows), "", dtype=object)
-    values = frame[name].to_numpy(dtype=object)
-    values = values[rows] if rows is not None else values.copy()
-    # the all-text check runs in C and is several times cheaper than isna on millions of rows
-    if pd.api.types.infer_dtype(values, skipna=False) != "string" and len(values):
-        values[pd.isna(values)] = ""
-        values = np.asarray([v if isinstance(v, str) else str(v) for v in values], dtype=object)
-    return values
 
 
 def category_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

@@ -16,11 +16,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.model import REJECT_COLUMNS
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
-from loyalty_toolkit.stages.lots import OPEN, text_column
-from loyalty_toolkit.stages.mapping import match_phone_email
-from loyalty_toolkit.stages.transfers import (
+from loyalty_toolkit.model import OPEN, REJECT_COLUMNS
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.shared.identifiers import match_phone_email
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT, units_to_decimal
+from loyalty_toolkit.stages.transfers.engine import (
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
     OPENING_SOURCE,
@@ -28,7 +28,7 @@ from loyalty_toolkit.stages.transfers import (
     US_OF,
     iso_us,
 )
-from loyalty_toolkit.stages.transfers_keys import holders, isin
+from loyalty_toolkit.stages.transfers.keys import holders, isin
 
 OPENING_NO_MEMBER = "OPENING_NO_MEMBER"
 OPENING_MEMBER_AMBIGUOUS = "OPENING_MEMBER_AMBIGUOUS"

@@ -1,9 +1,9 @@
 """Stage 03's outcome: the figures the run record keeps and the tables the notebook shows.
 
-``s03_transfers.run`` builds it from what the member slices left (``SliceTotals``), the
+``transfers.step.run`` builds it from what the member slices left (``SliceTotals``), the
 reconciliation over the whole ledger and the opening balances; it never holds a row per lot or
 per transfer (those are in the files and the pending staging tables). The notebook's tables are
-drawn by ``stages/transfers_view.py``.
+drawn by ``stages/transfers/view.py``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.sources.ledger import plain_decimal, units_to_decimal
+from loyalty_toolkit.shared import liability
+from loyalty_toolkit.sources.ledger.parse import plain_decimal, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import OpeningParse
-from loyalty_toolkit.stages import transfers_view as view
 from loyalty_toolkit.stages.context import StageFigures
-from loyalty_toolkit.stages.lots import FALLBACK_METHODS, LotResult
-from loyalty_toolkit.stages.transfers import TransferResult
-from loyalty_toolkit.stages.transfers_slices import SliceTotals, value_counts
+from loyalty_toolkit.stages.transfers import view
+from loyalty_toolkit.stages.transfers.engine import TransferResult
+from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS, LotResult
+from loyalty_toolkit.stages.transfers.slices import SliceTotals, value_counts
 from loyalty_toolkit.store import PendingTables
 from loyalty_toolkit.store.lookup import StagingReader
 
@@ -133,7 +134,7 @@ class TransfersOutcome:
         return view.counts(self.figures(), self.points())
 
     def balance_distribution(self) -> pd.DataFrame:
-        return view.balance_bands(self.lots.balances, self.o_lots)
+        return liability.balance_bands(self.lots.balances, self.o_lots)
 
     def expiry_calendar(self) -> pd.DataFrame:
         return self.slices.expiry_calendar()

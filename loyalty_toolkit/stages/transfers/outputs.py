@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.stages.transfers import SPENDING
+from loyalty_toolkit.model import SPENDING
 from loyalty_toolkit.targets.haravan import HEADER as HARAVAN_HEADER
 from loyalty_toolkit.targets.haravan import write_opening_balances
 from loyalty_toolkit.targets.ol_transfers import (

@@ -26,9 +26,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.sources.ledger import ACCRUAL, REDEMPTION, UNITS_PER_POINT, units_to_decimal
-from loyalty_toolkit.stages.lots import EXPIRED, OPEN, PENDING, LotResult
-from loyalty_toolkit.stages.lots import category_codes, datetime_us, entry_action_us, entry_points_units, text_column
+from loyalty_toolkit.model import EXPIRED, OPEN, PENDING
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import ACCRUAL, REDEMPTION, UNITS_PER_POINT, units_to_decimal
+from loyalty_toolkit.stages.transfers.lots import (
+    LotResult,
+    category_codes,
+    datetime_us,
+    entry_action_us,
+    entry_points_units,
+)
 
 By = Literal["member", "center", "program", "total"]
 _KEYS = {"member": "user_id", "center": "center", "program": "program", "total": "scope"}

@@ -22,11 +22,14 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.sources.ledger import units_to_decimal
-from loyalty_toolkit.stages import transfers_view as view
-from loyalty_toolkit.stages.lots import PENDING, LotResult, category_codes, text_column
-from loyalty_toolkit.stages.reconcile import cross_center_parts, cross_center_total
-from loyalty_toolkit.stages.transfers import ADDING, SPENDING, TransferResult
+from loyalty_toolkit.model import ADDING, PENDING, SPENDING
+from loyalty_toolkit.shared import liability
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import units_to_decimal
+from loyalty_toolkit.stages.transfers import view
+from loyalty_toolkit.stages.transfers.engine import TransferResult
+from loyalty_toolkit.stages.transfers.lots import LotResult, category_codes
+from loyalty_toolkit.stages.transfers.reconcile import cross_center_parts, cross_center_total
 
 # Ledger rows per slice: at 10M rows, twenty slices; a slice's frames then add about 0.3 GB at most.
 SLICE_ENTRIES = 500_000
@@ -144,9 +147,9 @@ class SliceTotals:
         deficit = alloc[text_column(alloc, "lot_id") == ""]
         if len(deficit):
             self.deficit_lines.append(deficit.groupby("user_id", sort=False)["line"].min())
-        owed = view.live(all_lots)
-        self.calendar.append(view.month_totals(owed, "expires_at_utc", self.timezone))
-        self.pending.append(view.month_totals(owed[text_column(owed, "status") == PENDING], "unlock_at_utc",
+        owed = liability.live(all_lots)
+        self.calendar.append(liability.month_totals(owed, "expires_at_utc", self.timezone))
+        self.pending.append(liability.month_totals(owed[text_column(owed, "status") == PENDING], "unlock_at_utc",
                                               self.timezone))
 
     def add_transfers(self, result: TransferResult, produced: pd.DataFrame, side: pd.DataFrame) -> None:
@@ -212,10 +215,10 @@ class SliceTotals:
         return {str(k): int(v) for s in self.deficit_lines for k, v in s.items()}
 
     def expiry_calendar(self) -> pd.DataFrame:
-        return view.months(self.calendar)
+        return liability.months(self.calendar)
 
     def pending_by_month(self) -> pd.DataFrame:
-        return view.months(self.pending)
+        return liability.months(self.pending)
 
     def cross_center_summary(self) -> pd.DataFrame:
         """Cross-center allocations and points per pair of centers, every slice's added up."""

@@ -1,10 +1,10 @@
 """Stage 03, transfers: the points owed at the cutover become the target's unit transfers.
 
-The rules live in the pure modules (``sources/ledger.py``, ``stages/lots.py``,
-``sources/opening_balances.py``, ``stages/transfers.py``, ``stages/reconcile.py``; every rule is in
+The rules live in the pure modules (``sources/ledger/parse.py``, ``stages/transfers/lots.py``,
+``sources/opening_balances.py``, ``stages/transfers/engine.py``, ``stages/transfers/reconcile.py``; every rule is in
 ``docs/transfers.md``). This step reads the **frozen** ledger (and opening balances, when
 configured), builds the lots as of the cutover and turns the open and pending lots of mapped
-members into unit transfers, member slice by member slice (``stages/transfers_slices.py``), and
+members into unit transfers, member slice by member slice (``stages/transfers/slices.py``), and
 writes, pending the gate:
 
 - ``output/openloyalty/unit_transfers.json`` and/or ``.xml`` (``transfers.formats``);
@@ -14,9 +14,9 @@ The gate proves the points owed before = after, tolerance zero, computed indepen
 summed straight from its entries, the lots left by the lot engine, and the transfer side summed
 from the transfer rows themselves (never from ``TransferResult.per_member``, the engine's own
 bookkeeping), per member, per accrual center, per program and in total. The gate's tables are
-built in ``stages/transfers_checks.py``; the files are written and read back from disk for
-recounting in ``stages/transfers_outputs.py``; the outcome and its figures are
-``stages/transfers_outcome.py`` and the notebook's tables ``stages/transfers_view.py``. The big
+built in ``stages/transfers/checks.py``; the files are written and read back from disk for
+recounting in ``stages/transfers/outputs.py``; the outcome and its figures are
+``stages/transfers/outcome.py`` and the notebook's tables ``stages/transfers/view.py``. The big
 staging tables are pending tables a second process fills as the slices go (``store/spool.py``).
 """
 
@@ -31,21 +31,13 @@ import pandas as pd
 
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
+from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS
-from loyalty_toolkit.sources.ledger_stream import read_and_parse_ledger
+from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS
+from loyalty_toolkit.sources.ledger.stream import read_and_parse_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages.context import StageContext, release_free_memory
-from loyalty_toolkit.stages.lots import LotResult, build_lots, text_column
-from loyalty_toolkit.stages.reconcile import RECONCILE_COLUMNS, Reconciliation
-from loyalty_toolkit.stages.transfers import (
-    NEGATIVE_BALANCE,
-    OPENING_CENTER,
-    OPENING_LOT_COLUMNS,
-    TransferResult,
-    build_transfers,
-)
-from loyalty_toolkit.stages.transfers_checks import (
+from loyalty_toolkit.stages.transfers.checks import (
     combine_checks,
     fallbacks_check,
     lots_check,
@@ -57,16 +49,26 @@ from loyalty_toolkit.stages.transfers_checks import (
     transfer_side,
     transfers_check,
 )
-from loyalty_toolkit.stages.transfers_opening import UNMATCHED_COLUMNS, member_phones, opening_lots
-from loyalty_toolkit.stages.transfers_outcome import TransfersOutcome
-from loyalty_toolkit.stages.transfers_outputs import (
+from loyalty_toolkit.stages.transfers.engine import (
+    NEGATIVE_BALANCE,
+    OPENING_CENTER,
+    OPENING_LOT_COLUMNS,
+    TransferResult,
+    build_transfers,
+)
+from loyalty_toolkit.stages.transfers.lots import LotResult, build_lots
+from loyalty_toolkit.stages.transfers.opening import UNMATCHED_COLUMNS, member_phones, opening_lots
+from loyalty_toolkit.stages.transfers.outcome import TransfersOutcome
+from loyalty_toolkit.stages.transfers.outputs import (
     OUTPUT_COLUMNS,
     TransferFiles,
     stale_files,
     write_haravan_file,
 )
-from loyalty_toolkit.stages.transfers_slices import SLICE_ENTRIES, SliceTotals, plan_slices
+from loyalty_toolkit.stages.transfers.reconcile import RECONCILE_COLUMNS, Reconciliation
+from loyalty_toolkit.stages.transfers.slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.store import PendingTables
+from loyalty_toolkit.store.spool import background_pending
 
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
 LOT_TIME_TWINS = ("expires_at_us", "unlock_at_us", "action_at_us")
@@ -113,13 +115,13 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     del members
     release_free_memory()
 
-    # member slice by member slice (stages/transfers_slices.py): the lots, allocations and transfers
+    # member slice by member slice (stages/transfers/slices.py): the lots, allocations and transfers
     # of a slice are written and dropped before the next; what stays is per member or summed
     settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
                 "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
                 "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     plan = plan_slices(entries, slice_entries)
-    pending = ctx.store.pending(ctx.stage, background=True)  # the big tables, inserted by a 2nd process
+    pending = background_pending(ctx.store, ctx.stage)  # the big tables, inserted by a 2nd process
     transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
     try:  # no half-written file or table is left pending
         totals, checks = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
@@ -295,7 +297,7 @@ def _conservation_row(name, file, rows_read, rows_parsed, accepted, rejected) ->
 # -- gate and commit ---------------------------------------------------------------------------
 
 def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
-    """The tables the suites check (``expectations/transfers.*.json``), built by ``transfers_checks``."""
+    """The tables the suites check (``expectations/transfers.*.json``), built by ``checks``."""
     return {
         "conservation": outcome.conservation,
         "members": reconciliation_check(outcome.by_member, "user_id"),

@@ -12,11 +12,17 @@ from hypothesis import strategies as st
 
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.errors import InputError
-from loyalty_toolkit.sources import ledger_stream
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, ENGINE_TIMES, ENTRY_COLUMNS, parse_ledger
-from loyalty_toolkit.sources.ledger_read import read_ledger
+from loyalty_toolkit.sources.ledger import stream as ledger_stream
+from loyalty_toolkit.sources.ledger.parse import (
+    ENGINE_COLUMNS,
+    ENGINE_FIELDS,
+    ENGINE_TIMES,
+    ENTRY_COLUMNS,
+    parse_ledger,
+)
+from loyalty_toolkit.sources.ledger.read import read_ledger
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ledger"
 TZ = "Europe/Paris"
 # every entry column blocks can give, besides the engine's
 JOINABLE = [c for c in (*ENTRY_COLUMNS, *ENGINE_TIMES) if c not in ledger_stream._WHOLE_ONLY]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loyalty_toolkit.sources.ledger_time import _has_offset
+from loyalty_toolkit.sources.ledger.times import _has_offset
 
 CASES = [
     ("2026-01-05", False),

@@ -16,10 +16,10 @@ from loyalty_toolkit.config import LEDGER_COLUMNS, LedgerSource
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import ENTRY_COLUMNS, parse_ledger, units_to_decimal
-from loyalty_toolkit.sources.ledger_read import read_ledger
+from loyalty_toolkit.sources.ledger.parse import ENTRY_COLUMNS, parse_ledger, units_to_decimal
+from loyalty_toolkit.sources.ledger.read import read_ledger
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ledger"
 
 
 def load(name: str, tz: str = "UTC"):

@@ -12,16 +12,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyalty_toolkit.config import MEMBER_COLUMNS, parse_config
+from loyalty_toolkit.shared.member_rules import prepare_members
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
 from loyalty_toolkit.sources.references import member_references
 from loyalty_toolkit.sources.target_members import read_target_members, write_target_members_csv
-from loyalty_toolkit.stages.mapping import (
-    ID_MAP_COLUMNS, ORPHAN_COLUMNS, PER_INPUT_COLUMNS, RESOLVED_COLUMNS, REVIEW_COLUMNS, coverage,
-    legacy_member_keys, match_members,
+from loyalty_toolkit.stages.mapping.matching import (
+    ID_MAP_COLUMNS,
+    ORPHAN_COLUMNS,
+    PER_INPUT_COLUMNS,
+    RESOLVED_COLUMNS,
+    REVIEW_COLUMNS,
+    coverage,
+    legacy_member_keys,
+    match_members,
 )
-from loyalty_toolkit.stages.members import prepare_members
 from loyalty_toolkit.targets.ol_rehearsal import (
-    ExistingIdentifiers, RehearsalImport, parse_members_xml, reconcile_import_result, result_json,
+    ExistingIdentifiers,
+    RehearsalImport,
+    parse_members_xml,
+    reconcile_import_result,
+    result_json,
 )
 from loyalty_toolkit.targets.openloyalty import write_members_xml
 

@@ -10,9 +10,9 @@ import pytest
 
 from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.sources.target_members import read_target_members
-from loyalty_toolkit.stages.rehearsal import rehearse_import
+from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "mapping" / "members_0001.xml"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "mapping" / "members_0001.xml"
 
 
 @pytest.fixture

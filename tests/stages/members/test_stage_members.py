@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyalty_toolkit.model import REJECT_COLUMNS
-from loyalty_toolkit.stages.members import (
+from loyalty_toolkit.shared.member_rules import (
     DUPLICATE_COLUMNS,
     FIELDS,
     MEMBER_COLUMNS_OUT,

@@ -12,8 +12,9 @@ from decimal import Decimal as D
 import pandas as pd
 import pytest
 
-from loyalty_toolkit.stages import report, report_checks
-from loyalty_toolkit.stages.report import RunView
+from loyalty_toolkit.stages.report import checks as report_checks
+from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.stages.report.figures import RunView
 
 
 def _gates(n_ok: int = 2, warnings: int = 0) -> list[dict]:

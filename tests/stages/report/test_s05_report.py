@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from loyalty_toolkit.errors import GateFailed
-from loyalty_toolkit.stages import s03_transfers, s04_rewards, s05_report
 from loyalty_toolkit.stages.context import StageContext, open_stage
+from loyalty_toolkit.stages.report import step as s05_report
+from loyalty_toolkit.stages.rewards import step as s04_rewards
+from loyalty_toolkit.stages.transfers import step as s03_transfers
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"

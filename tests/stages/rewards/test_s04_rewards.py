@@ -5,7 +5,6 @@ The earlier stages run through their step modules (no papermill), as their noteb
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from loyalty_toolkit.errors import GateFailed
 from loyalty_toolkit.model import expectations_dir
 from loyalty_toolkit.sample.defects import BURN_UNKNOWN_ATTRIBUTION
 from loyalty_toolkit.sources.splio import SCOPES, read_scope_file
-from loyalty_toolkit.stages import s04_rewards
 from loyalty_toolkit.stages.context import StageContext, open_stage
-from loyalty_toolkit.stages.reward_rules import ATTRIBUTION_UNKNOWN, CARD_UNKNOWN, REASON_CODES
+from loyalty_toolkit.stages.rewards import step as s04_rewards
+from loyalty_toolkit.stages.rewards.rules import ATTRIBUTION_UNKNOWN, CARD_UNKNOWN, REASON_CODES
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"
@@ -213,27 +212,3 @@ def test_every_reason_code_is_documented():
     text = (expectations_dir().parent / "docs" / "rewards.md").read_text(encoding="utf-8")
     missing = [code for code in REASON_CODES if f"`{code}`" not in text]
     assert not missing
-
-
-@pytest.mark.parametrize("external_id, name", [
-    ("rw-welcome-drink", "coupons_rw-welcome-drink.csv"),
-    ("Masteritem_0_stock", "coupons_Masteritem_0_stock.csv"),
-])
-def test_coupon_file_names_keep_safe_external_ids(external_id, name):
-    assert s04_rewards.coupon_file_name(external_id) == name
-
-
-def test_coupon_file_names_never_collide_for_unsafe_ids():
-    a, b = s04_rewards.coupon_file_name("Remise 10 %"), s04_rewards.coupon_file_name("Remise 10 /")
-    assert a != b
-    for n in (a, b):
-        assert n.startswith("coupons_Remise_10") and n.endswith(".csv") and "/" not in n and " " not in n
-
-
-def test_codes_are_one_per_line_without_header_and_quoted_only_when_needed(tmp_path):
-    text = s04_rewards.render_codes(["at-1", 'a,b', 'say "hi"'])
-    assert text == 'at-1\n"a,b"\n"say ""hi"""\n'
-    p = tmp_path / "c.csv"
-    p.write_text(text, encoding="utf-8", newline="")
-    assert s04_rewards.read_coupon_file(p) == ["at-1", "a,b", 'say "hi"']
-    assert list(csv.reader(text.splitlines()))[0] == ["at-1"]

@@ -14,12 +14,17 @@ from hypothesis import strategies as st
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.sources.splio import MAX_OBJECTS, SplioFile, parse_splio_name, read_scope_file
-from loyalty_toolkit.stages import reward_rules, rewards
-from loyalty_toolkit.stages.rewards import (
-    reward_state, validate_all, validate_burned, validate_catalog, validate_earned,
+from loyalty_toolkit.stages.rewards import rules as reward_rules
+from loyalty_toolkit.stages.rewards import validation as rewards
+from loyalty_toolkit.stages.rewards.validation import (
+    reward_state,
+    validate_all,
+    validate_burned,
+    validate_catalog,
+    validate_earned,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "splio"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "splio"
 EXAMPLE_1 = FIXTURES / "demo_masterreward_main_20190214.csv"
 EXAMPLE_2 = FIXTURES / "demo_earnreward_main_20150106.csv"
 EXAMPLE_3 = FIXTURES / "demo_burnreward_main_20180901.csv"

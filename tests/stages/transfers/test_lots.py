@@ -13,15 +13,15 @@ from hypothesis import strategies as st
 
 from loyalty_toolkit.config import LEDGER_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import parse_ledger
-from loyalty_toolkit.stages.lots import (
+from loyalty_toolkit.sources.ledger.parse import parse_ledger
+from loyalty_toolkit.stages.transfers.lots import (
     ALLOCATION_COLUMNS,
     BALANCE_COLUMNS,
     LOT_COLUMNS,
     build_lots,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ledger"
 CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 D = Decimal
 
@@ -365,7 +365,7 @@ def test_engine_matches_the_reference_and_keeps_its_invariants(entries):
 def test_a_larger_random_ledger_mixing_fast_and_slow_members_matches_the_reference(batch, monkeypatch):
     import random
 
-    from loyalty_toolkit.stages import lots_fallback
+    from loyalty_toolkit.stages.transfers import fallback as lots_fallback
 
     monkeypatch.setattr(lots_fallback, "_SLOW_CHUNK", batch)  # 3: many batches of slow members
 
@@ -401,7 +401,8 @@ def test_a_larger_random_ledger_mixing_fast_and_slow_members_matches_the_referen
 
 
 def test_category_codes_read_a_column_as_text_column_does():
-    from loyalty_toolkit.stages.lots import category_codes, text_column
+    from loyalty_toolkit.shared.frames import text_column
+    from loyalty_toolkit.stages.transfers.lots import category_codes
 
     col = pd.Series(pd.Categorical(["b", None, "a", "b", None]))
     codes, names = category_codes(col)

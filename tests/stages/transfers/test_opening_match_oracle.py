@@ -1,4 +1,4 @@
-"""The opening rows' member matching at scale (mapping.match_phone_email and transfers_opening's
+"""The opening rows' member matching at scale (shared.identifiers.match_phone_email and transfers.opening's
 member_phones and opening_lots) against copies of the implementations they replaced, on generated members
 and opening rows: same positions, same balances, same lots and unmatched rows."""
 
@@ -14,19 +14,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyalty_toolkit.config import OpeningRule
+from loyalty_toolkit.model import OPEN
 from loyalty_toolkit.normalize import normalize_phone
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.shared.identifiers import lookup as _lookup
+from loyalty_toolkit.shared.identifiers import match_phone_email, phone_region
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import parse_opening
-from loyalty_toolkit.stages import mapping, transfers, transfers_opening
-from loyalty_toolkit.stages.lots import OPEN, text_column
-from loyalty_toolkit.stages.mapping import _lookup, match_phone_email
-from loyalty_toolkit.stages.transfers import (
+from loyalty_toolkit.stages.transfers import engine as transfers
+from loyalty_toolkit.stages.transfers import opening as transfers_opening
+from loyalty_toolkit.stages.transfers.engine import (
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
     OPENING_SOURCE,
 )
-from loyalty_toolkit.stages.transfers_keys import holders, isin
-from loyalty_toolkit.stages.transfers_opening import (
+from loyalty_toolkit.stages.transfers.keys import holders, isin
+from loyalty_toolkit.stages.transfers.opening import (
     UNMATCHED_COLUMNS,
     member_phones,
     opening_lots,
@@ -233,7 +236,7 @@ def test_match_phone_email_matches_the_replaced_implementation(specs, refs):
 def test_region_without_parse_is_what_parse_gives():
     numbers = ["+33612345678", "+84912345001", "+16502530000", "+14165550123", "+74951234567", "+77012345678",
                "+442079460958", "+8005551234567", "+999123456789", "+3361", "not a phone", "+0123456789"]
-    assert [mapping._region(n) for n in numbers] == [_legacy_region(n) for n in numbers]
+    assert [phone_region(n) for n in numbers] == [_legacy_region(n) for n in numbers]
 
 
 def test_unmapped_ambiguous_and_unknown_rows_keep_their_messages():

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from loyalty_toolkit.config import LEDGER_COLUMNS
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import parse_ledger
-from loyalty_toolkit.stages.lots import build_lots
-from loyalty_toolkit.stages.reconcile import (
+from loyalty_toolkit.sources.ledger.parse import parse_ledger
+from loyalty_toolkit.stages.transfers.lots import build_lots
+from loyalty_toolkit.stages.transfers.reconcile import (
     ROLL_FORWARD_COLUMNS,
     cross_center_redemptions,
     cross_center_summary,
@@ -23,7 +23,7 @@ from loyalty_toolkit.stages.reconcile import (
     roll_forward,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ledger"
 CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 D = Decimal
 

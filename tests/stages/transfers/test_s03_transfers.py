@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 
 from loyalty_toolkit.errors import GateFailed
-from loyalty_toolkit.stages import s03_transfers, transfers_opening, transfers_outputs
 from loyalty_toolkit.stages.context import StageContext, open_stage
-from loyalty_toolkit.stages.transfers import TransferResult
+from loyalty_toolkit.stages.transfers import opening as transfers_opening
+from loyalty_toolkit.stages.transfers import outputs as transfers_outputs
+from loyalty_toolkit.stages.transfers import step as s03_transfers
+from loyalty_toolkit.stages.transfers.engine import TransferResult
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"
@@ -228,7 +230,8 @@ def test_written_files_are_recounted_from_disk(tmp_path):
 def test_the_ledger_read_in_small_blocks_gives_the_same_files_and_figures(program, monkeypatch):
     """Stage 03 reads the ledger block by block (sources/ledger_stream): blocks of 16 KB instead of
     one whole-file read change no output file, reject or figure."""
-    from loyalty_toolkit.sources import ledger_read, ledger_stream
+    from loyalty_toolkit.sources.ledger import read as ledger_read
+    from loyalty_toolkit.sources.ledger import stream as ledger_stream
 
     def stage_files_and_record():
         ctx, outcome, report = run_stage(program)

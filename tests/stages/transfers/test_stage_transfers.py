@@ -16,9 +16,7 @@ from hypothesis import strategies as st
 from loyalty_toolkit.config import OpeningBalancesSource, OpeningRule
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
 from loyalty_toolkit.sources.opening_balances import parse_opening
-from loyalty_toolkit.stages.lots import LOT_COLUMNS, build_lots
-from loyalty_toolkit.stages.reconcile import reconcile, reconcile_by
-from loyalty_toolkit.stages.transfers import (
+from loyalty_toolkit.stages.transfers.engine import (
     NAMESPACE,
     PER_MEMBER_COLUMNS,
     TRANSFER_COLUMNS,
@@ -26,9 +24,11 @@ from loyalty_toolkit.stages.transfers import (
     round_units,
     transfer_id,
 )
-from loyalty_toolkit.stages.transfers_opening import opening_lots
+from loyalty_toolkit.stages.transfers.lots import LOT_COLUMNS, build_lots
+from loyalty_toolkit.stages.transfers.opening import opening_lots
+from loyalty_toolkit.stages.transfers.reconcile import reconcile, reconcile_by
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "transfers" / "opening.csv"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "transfers" / "opening.csv"
 CUT = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 D = Decimal
 U = 1_000_000
@@ -366,8 +366,8 @@ def test_points_plus_residue_equal_exact_per_member_and_in_total(data, rounding,
 
 def test_demo_opening_balances_end_to_end(small_program):
     from loyalty_toolkit.config import load_config
+    from loyalty_toolkit.shared.member_rules import prepare_members
     from loyalty_toolkit.sources.members import read_members
-    from loyalty_toolkit.stages.members import prepare_members
 
     cfg = load_config(small_program)
     ms, src = cfg.sources.members, cfg.sources.opening_balances

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.sources.ledger import UNITS_PER_POINT, units_to_decimal
+from loyalty_toolkit.model import ADDING, OPEN, PENDING, SPENDING
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import UNITS_PER_POINT, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import BALANCE_COLUMNS
-from loyalty_toolkit.stages.lots import LOT_COLUMNS, OPEN, PENDING, build_lots, datetime_us, text_column
-from loyalty_toolkit.stages.transfers import (
-    ADDING,
+from loyalty_toolkit.stages.transfers.engine import (
     MEMBER_UNMAPPED,
     NAMESPACE,
     NEGATIVE_BALANCE,
@@ -29,7 +29,6 @@ from loyalty_toolkit.stages.transfers import (
     PER_MEMBER_COLUMNS,
     REVIEW_COLUMNS,
     STAGE,
-    SPENDING,
     TRANSFER_COLUMNS,
     TRANSFER_REJECT_COLUMNS,
     TransferResult,
@@ -37,7 +36,8 @@ from loyalty_toolkit.stages.transfers import (
     build_transfers,
     round_units,
 )
-from loyalty_toolkit.stages.transfers_opening import (
+from loyalty_toolkit.stages.transfers.lots import LOT_COLUMNS, build_lots, datetime_us
+from loyalty_toolkit.stages.transfers.opening import (
     OPENING_MEMBER_AMBIGUOUS,
     OPENING_MEMBER_UNMAPPED,
     OPENING_NO_MEMBER,

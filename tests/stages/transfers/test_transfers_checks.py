@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from loyalty_toolkit.model import expectations_dir
-from loyalty_toolkit.stages.transfers_checks import (
+from loyalty_toolkit.stages.transfers.checks import (
     CHECK_COLUMNS,
     LOT_CHECKS,
     TRANSFER_CHECKS,
@@ -135,7 +135,7 @@ def test_the_suites_name_exactly_the_rules_the_check_tables_hold():
 
 
 def test_repeats_are_exact_when_hashes_collide_and_across_hash_chunks(monkeypatch):
-    from loyalty_toolkit.stages import transfers_checks
+    from loyalty_toolkit.stages.transfers import checks as transfers_checks
 
     lots = _lots(400, 7)
     expected = _lots_oracle(lots)["lot_id_unique"]

@@ -9,8 +9,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.stages.transfers import NAMESPACE
-from loyalty_toolkit.stages.transfers_keys import (
+from loyalty_toolkit.stages.transfers.engine import NAMESPACE
+from loyalty_toolkit.stages.transfers.keys import (
     file_order,
     format_utc,
     group_ids,

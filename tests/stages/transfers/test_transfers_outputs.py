@@ -18,8 +18,8 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.stages import transfers_outputs
-from loyalty_toolkit.stages.transfers_outputs import Counted, json_items, output_row, xml_items
+from loyalty_toolkit.stages.transfers import outputs as transfers_outputs
+from loyalty_toolkit.stages.transfers.outputs import Counted, json_items, output_row, xml_items
 from loyalty_toolkit.targets.ol_transfers import write_transfers_json, write_transfers_xml
 
 _TRANSFER_ID = re.compile(r"^transfer ([^;]+);")

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.stages import s03_transfers
 from loyalty_toolkit.stages.context import open_stage
-from loyalty_toolkit.stages.transfers_slices import plan_slices
+from loyalty_toolkit.stages.transfers import step as s03_transfers
+from loyalty_toolkit.stages.transfers.slices import plan_slices
 from loyalty_toolkit.store import StagingStore
 
 RUN = "runs/t"

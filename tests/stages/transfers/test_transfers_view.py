@@ -6,10 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pandas as pd
+from tests.stages.transfers.test_lots import CUTOVER, A, R, ledger
 
-from loyalty_toolkit.stages.lots import build_lots
-from loyalty_toolkit.stages.transfers_view import expiry_calendar, month_totals, months, pending
-from tests.stages.test_lots import CUTOVER, A, R, ledger
+from loyalty_toolkit.shared.liability import expiry_calendar, month_totals, months, pending
+from loyalty_toolkit.stages.transfers.lots import build_lots
 
 
 def _lots() -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loyalty_toolkit.errors import GateFailed
+from loyalty_toolkit.errors import ConfigError, GateFailed
 from loyalty_toolkit.model import expectations_dir
 from loyalty_toolkit.sample.defects import BURN_UNKNOWN_ATTRIBUTION
 from loyalty_toolkit.sources.splio import SCOPES, read_scope_file
@@ -228,3 +228,36 @@ def test_every_reason_code_is_documented():
     text = (expectations_dir().parent / "docs" / "rewards.md").read_text(encoding="utf-8")
     missing = [code for code in REASON_CODES if f"`{code}`" not in text]
     assert not missing
+
+
+def test_rewards_to_migrate_need_an_import_day(program):
+    cfg = program / "migration.yml"
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text("\n".join(l for l in text.splitlines() if "import_date:" not in l) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        s04_rewards.run(rewards_ctx(program))
+    e = err.value
+    assert (e.file, e.field, e.exit_code) == ("migration.yml", "rewards.import_date", 2) and e.line is not None
+    assert "rewards.import_date is required" in e.one_line() and "still usable at the cutover" in e.one_line()
+    assert not (program / RUN / "output" / "splio").exists()
+
+
+def test_history_export_writes_burned_and_expired_rewards_apart_with_their_legacy_dates(program):
+    cfg = program / "migration.yml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("historical: false", "historical: true"), encoding="utf-8")
+    ctx, outcome, report = run_stage(program)
+    assert report.passed, report.to_frame()
+    s04_rewards.commit(ctx, outcome, report)
+    history = sorted((program / RUN / "output" / "splio_history").glob("*.csv"))
+    files = {read_scope_file(p).scope: read_scope_file(p) for p in history}
+    assert set(files) == {"earnreward", "burnreward"}
+    assert "burn_date" not in files["earnreward"].header
+    st = outcome.result.attribution_state
+    gone = set(st.loc[(st["state"] != "active") & (st["attribution_id"] != ""), "attribution_id"])
+    assert set(files["earnreward"].rows["attribution_id"]) <= gone
+    assert set(files["burnreward"].rows["attribution_id"]) <= set(files["earnreward"].rows["attribution_id"])
+    legacy = ctx.store.read_table("reward_attributions").set_index("attribution_id")["earn_date"]
+    rows = files["earnreward"].rows.set_index("attribution_id")
+    assert (rows["earn_date"] == legacy.loc[rows.index]).all()  # legacy dates, outside Splio's rule
+    upload = read_scope_file(next((program / RUN / "output" / "splio").glob("*_earnreward_*.csv"))).rows
+    assert not set(upload["attribution_id"]) & gone

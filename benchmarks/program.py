@@ -5,7 +5,8 @@ program, against the I/O floor of the same run.
 
 Each program is generated once under ``--out`` (``program-<members>/``, reused by later calls: at
 1M members generation takes a few minutes) and each call runs all six stages in a fresh run dir, as
-a subprocess, the way an operator does. It prints, per stage and in total: wall seconds, rows per
+a subprocess, the way an operator does. It prints, per stage and in total: wall seconds, the CPU
+seconds of the processes the stage started (on a shared machine the steadier figure), rows per
 second, the peak memory of every process (the stage's kernel and, in stage 03, its background
 writer, from the stage records; the CLI process itself, sampled from /proc, with its peak before
 the first kernel started, i.e. the preflight), and the I/O floor: pyarrow reading the files the
@@ -85,6 +86,24 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the process itself (not its children), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo.extend(_children(child))
+    return out
+
+
 @dataclass
 class Watch:
     """The CLI process's memory over the run, and when each stage's record appeared."""
@@ -93,6 +112,11 @@ class Watch:
     cli_peak_mb: float = 0.0
     preflight_peak_mb: float | None = None  # the CLI's peak when its first child (a kernel) appeared
     stage_done: dict[str, float] = field(default_factory=dict)  # stage -> wall-clock time its record appeared
+    cli_cpu: float = 0.0
+    # every process the CLI started (kernels, writers): the stage running when it was first seen,
+    # and its CPU seconds at the last reading (a reading every SAMPLE_EVERY: the last 0.1 s is lost)
+    child_stage: dict[int, str] = field(default_factory=dict)
+    child_cpu: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -100,12 +124,20 @@ class Watch:
             hwm = _status_mb(self.pid, "VmHWM")
             if hwm is not None:
                 self.cli_peak_mb = max(self.cli_peak_mb, hwm)
+                self.cli_cpu = _cpu_seconds(self.pid) or self.cli_cpu
                 if self.preflight_peak_mb is None and _children(self.pid):
                     self.preflight_peak_mb = hwm
             for stage in PIPELINE:
                 if stage not in self.stage_done and (self.stages_dir / f"{notebook_name(stage)}.json").is_file():
                     self.stage_done[stage] = time.time()
+            running = next((s for s in PIPELINE if s not in self.stage_done), PIPELINE[-1])
+            for child in _descendants(self.pid):
+                self.child_stage.setdefault(child, running)
+                self.child_cpu[child] = _cpu_seconds(child) or self.child_cpu.get(child, 0.0)
             self._stop.wait(SAMPLE_EVERY)
+
+    def stage_cpu(self, stage: str) -> float:
+        return sum(cpu for pid, cpu in self.child_cpu.items() if self.child_stage[pid] == stage)
 
     def stop(self) -> None:
         self._stop.set()
@@ -207,14 +239,15 @@ def measure(config: Path, made: dict, keep: bool) -> list[tuple]:
                 floor = io_floor(reads, files[name], Path(scratch))
                 floor_total += floor
                 seconds, rows_in = s.get("seconds"), s.get("rows_in") or 0
-                rows.append((notebook_name(name), s["status"], rows_in, seconds,
+                rows.append((notebook_name(name), s["status"], rows_in, seconds, round(watch.stage_cpu(name), 1),
                              round(rows_in / seconds) if seconds else None, rec.get("peak_rss_mb"),
                              rec.get("writer_peak_rss_mb"), round(floor, 1),
                              round(seconds / floor, 1) if seconds and floor > 0.05 else None))
         rows.append(("total (CLI wall)", summary["status"] if not code else f"exit {code}",
-                     made["counts"].get("ledger"), round(wall, 1), round(made["counts"].get("ledger", 0) / wall),
-                     max((r[5] or 0) for r in rows), None, round(floor_total, 1), round(wall / floor_total, 1)))
-        rows.append(("CLI process", "", None, None, None, round(watch.cli_peak_mb),
+                     made["counts"].get("ledger"), round(wall, 1),
+                     round(watch.cli_cpu + sum(watch.child_cpu.values()), 1), round(made["counts"].get("ledger", 0) / wall),
+                     max((r[6] or 0) for r in rows), None, round(floor_total, 1), round(wall / floor_total, 1)))
+        rows.append(("CLI process", "", None, None, round(watch.cli_cpu, 1), None, round(watch.cli_peak_mb),
                      f"preflight {watch.preflight_peak_mb:,.0f}" if watch.preflight_peak_mb else None, None, None))
     finally:
         if not keep:
@@ -233,8 +266,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-out") / "program")
     ap.add_argument("--keep", action="store_true", help="keep the measured run dirs (removed by default)")
     args = ap.parse_args()
-    head = ("stage", "status", "rows in", "wall s", "rows/s", "kernel MB", "writer MB", "floor s", "run/floor")
-    widths = (18, 10, 13, 9, 11, 11, 18, 9, 10)
+    head = ("stage", "status", "rows in", "wall s", "CPU s", "rows/s", "kernel MB", "writer MB", "floor s",
+            "wall/floor")
+    widths = (18, 10, 13, 9, 8, 11, 11, 18, 9, 10)
     for members in args.members:
         config, made = prepare(args.out, members, args.ledger_rows_per_member)
         before = load()

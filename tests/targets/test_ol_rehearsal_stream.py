@@ -66,8 +66,9 @@ def test_same_customers_on_the_fixture_and_a_missing_file(tmp_path):
 
 def test_same_customers_on_the_sample_programs_members_file(tmp_path):
     from loyalty_toolkit.runner.workspace import prepare_demo
-    from loyalty_toolkit.stages import s00_subset, s01_members
     from loyalty_toolkit.stages.context import open_stage
+    from loyalty_toolkit.stages.members import step as s01_members
+    from loyalty_toolkit.stages.subset import step as s00_subset
 
     config = prepare_demo(tmp_path, members=120, seed=4)
     run_dir = tmp_path / "runs" / "t"

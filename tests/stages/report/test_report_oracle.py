@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loyalty_toolkit.sources.ledger import POINTS_SCALE, plain_decimal
-from loyalty_toolkit.stages import report, report_checks, s03_transfers, s04_rewards, s05_report
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import POINTS_SCALE, plain_decimal
 from loyalty_toolkit.stages.context import open_stage
-from loyalty_toolkit.stages.lots import text_column
-from loyalty_toolkit.stages.report import _ints, member_of
+from loyalty_toolkit.stages.report import checks as report_checks
+from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.stages.report import step as s05_report
+from loyalty_toolkit.stages.report.figures import _ints, member_of
+from loyalty_toolkit.stages.rewards import step as s04_rewards
+from loyalty_toolkit.stages.transfers import step as s03_transfers
 
 RUN = "runs/t"
 

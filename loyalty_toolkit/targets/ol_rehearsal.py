@@ -375,11 +375,14 @@ def reconcile_import_result(sent: pd.DataFrame, result: Mapping[str, Any]) -> pd
             assigned[queue.pop()] = index
         else:
             leftover.append(index)
-    if len(items) == n:
-        for index in list(leftover):
+    if len(items) == n:  # one pass: removing each placed item from the list was quadratic
+        unplaced = []
+        for index in leftover:
             if assigned[index] is None:
                 assigned[index] = index
-                leftover.remove(index)
+            else:
+                unplaced.append(index)
+        leftover = unplaced
 
     rows = []
     for pos in range(n):

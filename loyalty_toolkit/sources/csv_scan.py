@@ -27,7 +27,7 @@ def decodes(path: Path, codec: str) -> bool:
     """Whether the whole file decodes with ``codec`` (a block at a time; False also when unreadable)."""
     try:
         if codec in ("utf-8", "utf-8-sig"):
-            return all(_utf8(block) for block in _line_blocks(path))
+            return all(valid_utf8(block) for block in line_blocks(path))
         decoder = codecs.getincrementaldecoder(codec)()
         with open(path, "rb") as handle:
             while block := handle.read(BLOCK_BYTES):
@@ -38,7 +38,7 @@ def decodes(path: Path, codec: str) -> bool:
     return True
 
 
-def _line_blocks(path: Path) -> Iterator[memoryview]:
+def line_blocks(path: Path) -> Iterator[memoryview]:
     """The file's bytes in blocks of about BLOCK_BYTES, each ending after a line feed (but the last).
 
     One buffer, filled in place: fresh 16 MB bytes objects per block would cost as much as the scan.
@@ -67,7 +67,7 @@ def _line_blocks(path: Path) -> Iterator[memoryview]:
                 held = end
 
 
-def _utf8(data: bytes) -> bool:
+def valid_utf8(data: bytes) -> bool:
     """Whether ``data`` is valid UTF-8, as strict as Python's codec (Arrow's validation, in C and
     thirty times faster than decoding); blocks end at a line feed, so no character is cut."""
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32))
@@ -132,9 +132,9 @@ def count_plain_records(path: Path, codec: str, delimiter: str) -> int | None:
     counter = _Counter(codec, ord(delimiter))
     decoder = None if codec != "cp1252" else codecs.getincrementaldecoder(codec)()
     try:
-        for data in _line_blocks(path):
+        for data in line_blocks(path):
             arr = np.frombuffer(data, dtype=np.uint8)
-            if not _plain(data) or not (_utf8(data) if decoder is None else decoder.decode(data) is not None):
+            if not _plain(data) or not (valid_utf8(data) if decoder is None else decoder.decode(data) is not None):
                 return None
             counter.lines(data, arr)
             if counter.failed:

@@ -132,3 +132,59 @@ def test_the_sample_program_gives_the_same_answers(tmp_path):
     sample = generate_sample(tmp_path, members=300, cutover=DEMO_CUTOVER)
     for path in (sample.members, sample.ledger, sample.opening_balances, *sample.rewards):
         same_answers(path)
+
+
+def old_qualifies(path: Path, codec: str) -> bool:
+    """``arrow_csv.qualifies`` before the block scan: 64 MB blocks decoded as text."""
+    import codecs
+
+    if codecs.lookup(codec).name not in ("utf-8", "utf-8-sig"):
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    last = b""
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 26):
+                if b'"' in block:
+                    return False
+                joint = last + block[:2]
+                if b"\n\n" in block or b"\n\r\n" in block or b"\n\n" in joint or b"\n\r\n" in joint:
+                    return False
+                crlf = block.count(b"\r\n") + (last[-1:] == b"\r" and block[:1] == b"\n")
+                if block.count(b"\r") - (block[-1:] == b"\r") + (last[-1:] == b"\r") != crlf:
+                    return False
+                decoder.decode(block)
+                last = block[-2:]
+            decoder.decode(b"", final=True)
+    except (UnicodeDecodeError, OSError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("block", [3, 64, 1 << 24])
+@pytest.mark.parametrize("content", [*CASES.values(), b"a,b\r\n1,2\r\n\r\n", b"a,b\n1,2\n\n", b"a,b\n1,2\r\n\n3,4\n"],
+                         ids=[*CASES.keys(), "crlf blank", "lf blank", "mixed blank"])
+def test_arrow_qualifies_answers_as_before(tmp_path, monkeypatch, content, block):
+    from loyalty_toolkit.sources.arrow_csv import qualifies
+
+    monkeypatch.setattr(csv_scan, "BLOCK_BYTES", block)
+    path = tmp_path / "input.csv"
+    path.write_bytes(content)
+    for codec in ("utf-8", "utf-8-sig", "cp1252"):
+        assert qualifies(path, codec) == old_qualifies(path, codec)
+
+
+def test_arrow_qualifies_is_stricter_only_for_a_lone_carriage_return_at_the_end(tmp_path):
+    from loyalty_toolkit.sources.arrow_csv import qualifies
+
+    path = tmp_path / "input.csv"
+    path.write_bytes(b"a,b\n1,2\r")
+    assert old_qualifies(path, "utf-8") and not qualifies(path, "utf-8")  # the strict reader then decides
+
+
+def test_arrow_qualifies_on_the_sample_ledger(small_program):
+    from loyalty_toolkit.sources.arrow_csv import qualifies
+
+    for path in sorted((small_program.parent / "legacy").glob("*.csv")):
+        assert qualifies(path, "utf-8") == old_qualifies(path, "utf-8")
+    assert qualifies(small_program.parent / "legacy" / "points_liability.csv", "utf-8")

@@ -113,9 +113,12 @@ class Watch:
     preflight_peak_mb: float | None = None  # the CLI's peak when its first child (a kernel) appeared
     stage_done: dict[str, float] = field(default_factory=dict)  # stage -> wall-clock time its record appeared
     cli_cpu: float = 0.0
-    # every process the CLI started (kernels, writers): the stage running when it was first seen,
-    # and its CPU seconds at the last reading (a reading every SAMPLE_EVERY: the last 0.1 s is lost)
-    child_stage: dict[int, str] = field(default_factory=dict)
+    # every process the CLI started and their children (writers): the kernel it descends from, and
+    # its CPU seconds at the last reading (a reading every SAMPLE_EVERY: the last 0.1 s is lost).
+    # The CLI starts a stage's kernel one stage ahead, in stage order: the k-th kernel is the k-th
+    # stage's, whenever it was first seen.
+    kernels: list[int] = field(default_factory=list)
+    child_kernel: dict[int, int] = field(default_factory=dict)
     child_cpu: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -130,14 +133,20 @@ class Watch:
             for stage in PIPELINE:
                 if stage not in self.stage_done and (self.stages_dir / f"{notebook_name(stage)}.json").is_file():
                     self.stage_done[stage] = time.time()
-            running = next((s for s in PIPELINE if s not in self.stage_done), PIPELINE[-1])
-            for child in _descendants(self.pid):
-                self.child_stage.setdefault(child, running)
-                self.child_cpu[child] = _cpu_seconds(child) or self.child_cpu.get(child, 0.0)
+            for kernel in sorted(_children(self.pid)):  # pids grow: two kernels seen at once keep their order
+                if kernel not in self.kernels:
+                    self.kernels.append(kernel)
+                for pid in [kernel, *_descendants(kernel)]:
+                    self.child_kernel.setdefault(pid, kernel)
+                    self.child_cpu[pid] = _cpu_seconds(pid) or self.child_cpu.get(pid, 0.0)
             self._stop.wait(SAMPLE_EVERY)
 
-    def stage_cpu(self, stage: str) -> float:
-        return sum(cpu for pid, cpu in self.child_cpu.items() if self.child_stage[pid] == stage)
+    def stage_cpu(self, stage: str, ran: list[str]) -> float:
+        """CPU seconds of ``stage``'s kernel and its children; ``ran``: the stages run, in order."""
+        k = ran.index(stage)
+        if k >= len(self.kernels):
+            return 0.0
+        return sum(cpu for pid, cpu in self.child_cpu.items() if self.child_kernel[pid] == self.kernels[k])
 
     def stop(self) -> None:
         self._stop.set()
@@ -239,7 +248,9 @@ def measure(config: Path, made: dict, keep: bool) -> list[tuple]:
                 floor = io_floor(reads, files[name], Path(scratch))
                 floor_total += floor
                 seconds, rows_in = s.get("seconds"), s.get("rows_in") or 0
-                rows.append((notebook_name(name), s["status"], rows_in, seconds, round(watch.stage_cpu(name), 1),
+                ran = [x["name"] for x in summary["stages"] if x["status"] in ("passed", "failed")]
+                cpu = round(watch.stage_cpu(name, ran), 1) if name in ran else None
+                rows.append((notebook_name(name), s["status"], rows_in, seconds, cpu,
                              round(rows_in / seconds) if seconds else None, rec.get("peak_rss_mb"),
                              rec.get("writer_peak_rss_mb"), round(floor, 1),
                              round(seconds / floor, 1) if seconds and floor > 0.05 else None))

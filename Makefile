@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MEMBERS ?= 2000
 BENCH_MEMBERS ?= 100000
 
-.PHONY: demo test lab bench bench-transfers lint clean
+.PHONY: demo test lab bench bench-transfers bench-program lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(STAMP)
 # Stage 03 on 10M ledger rows (1M members x 10); stages 00-02 run once and are reused.
 bench-transfers: $(STAMP)
 	$(BIN)/python -m benchmarks.stage03 --members 1000000
+
+# The whole program through `loyalty-migrate run` (issue #15): generated once under
+# bench-out/program and reused; PROGRAM_MEMBERS="100000 300000 1000000" shows the growth.
+PROGRAM_MEMBERS ?= 1000000
+bench-program: $(STAMP)
+	$(BIN)/python -m benchmarks.program --members $(PROGRAM_MEMBERS)
 
 clean:
 	rm -rf demo .pytest_cache

@@ -18,7 +18,7 @@ from loyalty_toolkit.errors import InputError, UsageError
 from loyalty_toolkit.model import notebook_name, notebooks_dir
 from loyalty_toolkit.runner import record
 from loyalty_toolkit.runner.preflight import preflight
-from loyalty_toolkit.runner.execute import execute_notebook
+from loyalty_toolkit.runner.execute import WarmKernel, execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.store import StagingStore
 
@@ -108,20 +108,31 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     entries: dict[str, dict] = {}
     failure: str | None = None
     bad_input = False
-    for stage in PIPELINE:
-        if stage not in to_run:
-            if stage in stale or stage not in previous:
+    order = [s for s in PIPELINE if s in to_run]
+    warm: dict[str, WarmKernel] = {}
+    try:
+        for stage in PIPELINE:
+            if stage not in to_run:
+                if stage in stale or stage not in previous:
+                    entries[stage] = record.stage_entry(stage, "skipped", None, None)
+                else:
+                    entries[stage] = previous[stage]
+                continue
+            if failure:
                 entries[stage] = record.stage_entry(stage, "skipped", None, None)
-            else:
-                entries[stage] = previous[stage]
-            continue
-        if failure:
-            entries[stage] = record.stage_entry(stage, "skipped", None, None)
-            continue
-        ok, seconds, failure, error_name = _run_stage(stage, run_dir, config.path, config.run.cell_timeout_seconds, show_pii)
-        bad_input = error_name in BAD_INPUT_ERRORS
-        entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
-                                            record.stage_record(run_dir, stage))
+                continue
+            # this stage's kernel (if not started ahead) and the next one's, warming while this runs
+            for ahead in order[order.index(stage):order.index(stage) + 2]:
+                if ahead not in warm:
+                    warm[ahead] = WarmKernel(run_dir, run_dir / "notebooks" / f"{notebook_name(ahead)}.log")
+            ok, seconds, failure, error_name = _run_stage(stage, run_dir, config.path, config.run.cell_timeout_seconds,
+                                                          show_pii, warm.pop(stage))
+            bad_input = error_name in BAD_INPUT_ERRORS
+            entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
+                                                record.stage_record(run_dir, stage))
+    finally:
+        for kernel in warm.values():  # started for a stage that will not run now
+            kernel.close()
     stage_totals = {s: (record.stage_record(run_dir, s) or {}).get("totals", {}) for s in PIPELINE
                     if entries[s]["status"] == "passed"}
     summary = record.build_summary(run_id, [entries[s] for s in PIPELINE], failure, stage_totals)
@@ -135,7 +146,7 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
 
 
 def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
-               show_pii: bool) -> tuple[bool, float, str | None, str]:
+               show_pii: bool, kernel: WarmKernel | None = None) -> tuple[bool, float, str | None, str]:
     """Execute and render one stage; return (passed, seconds, one-line failure or None, error name)."""
     stem = notebook_name(stage)
     stage_json = run_dir / "stages" / f"{stem}.json"
@@ -144,7 +155,7 @@ def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
     t0 = time.monotonic()
     execution = execute_notebook(notebooks_dir() / f"{stem}.ipynb", out_nb,
                                  {"config_path": str(config_path), "run_dir": str(run_dir), "show_pii": show_pii},
-                                 cwd=run_dir, timeout_seconds=timeout)
+                                 cwd=run_dir, timeout_seconds=timeout, kernel=kernel)
     seconds = time.monotonic() - t0
     if out_nb.exists():
         notebook_to_html(out_nb, out_nb.with_suffix(".html"))

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.errors import InputError
+from loyalty_toolkit.sources.csv_scan import count_plain_records, decodes
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 _HEAD_BYTES = 1 << 20  # enough to hold any sane header line
@@ -189,8 +190,42 @@ def _load(path: Path, encoding: str, delimiter: str, stage: str | None) -> tuple
 
 def sniff(path: Path, encoding: str = "auto", delimiter: str = "auto", *, stage: str | None = None) -> CsvFormat:
     """Detect (or check) the encoding and delimiter of a delimited file without parsing its records."""
-    fmt, _ = _load(Path(path), encoding, delimiter, stage)
+    fmt = _sniff_streamed(Path(path), encoding, delimiter)
+    if fmt is None:  # a problem, or a file that is not utf-8: the whole-file path decides and words it
+        fmt, _ = _load(Path(path), encoding, delimiter, stage)
     return fmt
+
+
+def _sniff_streamed(path: Path, encoding: str, delimiter: str) -> CsvFormat | None:
+    """What :func:`_load` finds, in bounded memory, when the file decodes with the codec its first
+    bytes point to (or the declared one); None for everything else."""
+    if delimiter != "auto" and delimiter not in DELIMITERS:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES + 1)
+    except OSError:
+        return None
+    if encoding != "auto":
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            return None
+        codec = encoding
+    elif head.startswith(codecs.BOM_UTF8):
+        codec = "utf-8-sig"
+    elif head.startswith(codecs.BOM_UTF16_LE):
+        codec = "utf-16"
+    elif head.startswith(codecs.BOM_UTF16_BE):
+        codec = "utf-16-be"
+    else:
+        codec = "utf-8"
+    if not decodes(path, codec):
+        return None
+    text = _head_text(head, codec)
+    if not text.strip("\ufeff \t\r\n") and len(head) <= _HEAD_BYTES:
+        return None
+    return CsvFormat(codec, delimiter if delimiter != "auto" else _sniff_delimiter(text))
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -381,6 +416,9 @@ def count_records(path: Path, fmt: CsvFormat, *, stage: str | None = None) -> in
     count fails on the same ragged line a full read would.
     """
     path = Path(path)
+    plain = count_plain_records(path, fmt.encoding, fmt.delimiter)
+    if plain is not None:  # no quotes, no ragged lines: counted on the bytes, a block at a time
+        return plain
     count, width, prev = 0, None, 0
     try:
         with open(path, encoding=fmt.encoding, newline="") as handle:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -73,17 +73,36 @@ def parse_members_xml(path: str | Path) -> list[dict[str, Any]]:
     ``company``) a dict of its children's text. A document that is not well-formed XML, or whose
     root is not ``<customers>``, raises InputError "XML has invalid structure" with the line.
     """
+    return list(iter_members_xml(path))
+
+
+def iter_members_xml(path: str | Path) -> Iterator[dict[str, Any]]:
+    """:func:`parse_members_xml` one customer at a time: each ``<customer>`` is dropped from the
+    tree once read, so a file of any size holds one customer in memory, not the whole document
+    (a million members took gigabytes, and the garbage collector rescanned them again and again).
+    The errors are the same; one late in the file is raised after the customers before it."""
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        events = ET.iterparse(path, events=("start", "end"))
+        depth, root = 0, None
+        for event, node in events:
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = node
+                continue
+            depth -= 1
+            if depth == 1 and root.tag == "customers":
+                if node.tag == "customer":
+                    yield _customer(node)
+                root.clear()  # the children read so far; the root keeps its tag
     except ET.ParseError as exc:
         raise InputError(f"{INVALID_STRUCTURE} ({exc})", file=path.name, line=exc.position[0]) from None
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=path.name) from None
-    if root.tag != "customers":
+    if root is not None and root.tag != "customers":  # raised once the whole document parsed, as before
         raise InputError(f"{INVALID_STRUCTURE} (root element is <{root.tag}>, expected <customers>)",
                          file=path.name, line=1)
-    return [_customer(node) for node in root if node.tag == "customer"]
 
 
 def _customer(node: ET.Element) -> dict[str, Any]:
@@ -356,11 +375,14 @@ def reconcile_import_result(sent: pd.DataFrame, result: Mapping[str, Any]) -> pd
             assigned[queue.pop()] = index
         else:
             leftover.append(index)
-    if len(items) == n:
-        for index in list(leftover):
+    if len(items) == n:  # one pass: removing each placed item from the list was quadratic
+        unplaced = []
+        for index in leftover:
             if assigned[index] is None:
                 assigned[index] = index
-                leftover.remove(index)
+            else:
+                unplaced.append(index)
+        leftover = unplaced
 
     rows = []
     for pos in range(n):

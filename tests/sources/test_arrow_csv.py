@@ -9,7 +9,7 @@ import pytest
 
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.errors import InputError
-from loyalty_toolkit.sources import arrow_csv
+from loyalty_toolkit.sources import arrow_csv, csv_scan
 from loyalty_toolkit.sources.ledger import read as ledger_read
 from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS, ENTRY_COLUMNS, parse_ledger
 
@@ -61,7 +61,7 @@ def test_qualifies_refuses_bytes_that_are_not_utf8_and_other_codecs(tmp_path):
 
 
 def test_qualifies_sees_a_crlf_split_between_scan_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(arrow_csv, "_SCAN_BYTES", 4)
+    monkeypatch.setattr(csv_scan, "BLOCK_BYTES", 4)
     assert arrow_csv.qualifies(write(tmp_path, "a,b\r\n1,2\r\n"), "utf-8")  # "a,b\r" | "\n1,2" | "\r\n"
     assert not arrow_csv.qualifies(write(tmp_path, "a,b\r1,2\r\n"), "utf-8")
     assert not arrow_csv.qualifies(write(tmp_path, "a,b\n\n1,2\n"), "utf-8")    # "a,b\n" | "\n1,2"

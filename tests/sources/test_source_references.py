@@ -118,3 +118,47 @@ def test_read_column_keeps_one_column_interned(tmp_path: Path) -> None:
     codes, uniques, lines = read_column(p, "user id")
     assert uniques == ["G1", "G2"]
     assert codes.tolist() == [0, 1, 0] and lines.tolist() == [2, 3, 5]
+
+
+def _read_column_strict(path: Path, header: str):
+    """``read_column`` through the csv module only (its fast path switched off)."""
+    from unittest import mock
+
+    with mock.patch("loyalty_toolkit.sources.references._read_column_fast", return_value=None):
+        return read_column(path, header)
+
+
+@pytest.mark.parametrize("content", [
+    "a,user id,b\nx, G1 ,y\nx,G2,y\nx,G1 ,y\nx,,y\nx,G3,y\nx,G2,y\n",
+    "\ufeffa;user id\r\nx;Z9\r\nx; A1\r\nx;A1\r\n",
+    "user id\n  \nG1\n",  # a whitespace-only line: pyarrow refuses, the csv loop skips it
+    "a,user id\nx,G1\n\nx,G2\n",  # a blank line: not for the fast path
+    'a,user id\nx,"G1"\n',  # quotes: not for the fast path
+    "\na,user id\nx,G1\n",  # a blank line before the header
+])
+def test_read_column_fast_path_answers_as_the_csv_loop(tmp_path: Path, content: str) -> None:
+    p = tmp_path / "l.csv"
+    p.write_bytes(content.encode("utf-8"))
+    codes, uniques, lines = read_column(p, "user id")
+    s_codes, s_uniques, s_lines = _read_column_strict(p, "user id")
+    assert uniques == s_uniques and codes.tolist() == s_codes.tolist() and lines.tolist() == s_lines.tolist()
+
+
+def test_read_column_fast_path_on_the_sample_ledger(small_program: Path) -> None:
+    from loyalty_toolkit.sources.references import _read_column_fast
+
+    ledger = small_program.parent / "legacy" / "points_liability.csv"
+    assert _read_column_fast(ledger, "utf-8", ",", "user id", None) is not None
+    fast, strict = read_column(ledger, "user id"), _read_column_strict(ledger, "user id")
+    assert fast[1] == strict[1] and fast[0].tolist() == strict[0].tolist() and fast[2].tolist() == strict[2].tolist()
+    assert len(fast[1]) > 100
+
+
+def test_read_column_fast_path_names_a_missing_header_as_the_csv_loop(tmp_path: Path) -> None:
+    p = tmp_path / "l.csv"
+    p.write_bytes(b"a,b\nx,y\n")
+    with pytest.raises(InputError) as fast:
+        read_column(p, "user id")
+    with pytest.raises(InputError) as strict:
+        _read_column_strict(p, "user id")
+    assert fast.value.one_line() == strict.value.one_line()

@@ -99,6 +99,20 @@ def _keys(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     return keys
 
 
+def holder_counts(mv: pd.Series, tv: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Per value of ``mv``: how many rows of ``mv`` and of ``tv`` hold it (0 for an empty value).
+
+    One factorize of both sides and two bincounts: ``value_counts`` then ``map`` on text columns
+    took seconds per identifier at a million members."""
+    codes, uniques = pd.factorize(np.concatenate([mv.to_numpy(dtype=object), tv.to_numpy(dtype=object)]))
+    m_codes, t_codes = codes[:len(mv)], codes[len(mv):]
+    m_full, t_full = mv.to_numpy(dtype=object) != "", tv.to_numpy(dtype=object) != ""
+    in_m = np.bincount(m_codes[m_full], minlength=len(uniques))
+    in_t = np.bincount(t_codes[t_full], minlength=len(uniques))
+    return (pd.Series(np.where(m_full, in_m[m_codes], 0).astype(np.int64), index=mv.index),
+            pd.Series(np.where(m_full, in_t[m_codes], 0).astype(np.int64), index=mv.index))
+
+
 def match_members(migrated: pd.DataFrame, target: pd.DataFrame, *,
                   priority: tuple[str, ...] = DEFAULT_PRIORITY) -> MappingResult:
     """Match stage 01's accepted members to the target's export (see the module rules)."""
@@ -110,8 +124,7 @@ def match_members(migrated: pd.DataFrame, target: pd.DataFrame, *,
     for ident in priority:
         col = IDENTIFIERS[ident]
         mv, tv = m[col], t[col]
-        m_count[ident] = mv.map(mv[mv != ""].value_counts()).fillna(0).astype("int64")
-        t_count[ident] = mv.map(tv[tv != ""].value_counts()).fillna(0).astype("int64")
+        m_count[ident], t_count[ident] = holder_counts(mv, tv)
         unique_t = (tv != "") & ~tv.duplicated(keep=False)
         lookup = pd.Series(t["target_id"][unique_t].to_numpy(), index=tv[unique_t].to_numpy())
         usable = (mv != "") & (m_count[ident] == 1) & (t_count[ident] == 1)

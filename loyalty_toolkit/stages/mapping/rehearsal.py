@@ -21,7 +21,7 @@ import pandas as pd
 from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.sources.target_members import write_target_members_csv
 from loyalty_toolkit.store.rehearsal import RehearsalTargetStore
-from loyalty_toolkit.targets.ol_rehearsal import ExistingIdentifiers, RehearsalImport, parse_members_xml, result_json
+from loyalty_toolkit.targets.ol_rehearsal import ExistingIdentifiers, RehearsalImport, iter_members_xml, result_json
 
 NOTICE = ("REHEARSAL: these files come from loyalty-migrate's local emulation of the target's member "
           "import rules, not from the platform. Member IDs here are not the platform's.\n")
@@ -59,12 +59,14 @@ def rehearse_import(run_dir: str | Path, *, seed: int = 0, fresh: bool = True) -
     new_id = _id_factory(seed, xml_files)
     items: list[dict] = []
     with RehearsalTargetStore(folder / "target.db", fresh=fresh) as target:
+        existing = ExistingIdentifiers.from_members(target.members())
         for xml in xml_files:
-            existing = ExistingIdentifiers.from_members(target.members())
-            outcome = RehearsalImport().import_customers(parse_members_xml(xml), existing, id_factory=new_id)
+            outcome = RehearsalImport().import_customers(iter_members_xml(xml), existing, id_factory=new_id)
             result = result_json(outcome)
             target.record_import(xml.name, outcome.new_members, {k: result[k] for k in
                                                                  ("totalProcessed", "totalSuccess", "totalFailed")})
+            # what the target holds now, without reading every member back once per file
+            existing = existing.with_members(outcome.new_members)
             items.extend(outcome.items)
         export = target.members()
     combined = {"rehearsal": True, "items": items, "totalProcessed": len(items),

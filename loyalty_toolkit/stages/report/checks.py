@@ -24,6 +24,7 @@ from loyalty_toolkit.stages.report.figures import (
     by_key,
     dec_sum,
     member_counts,
+    member_of,
     reward_counts,
     roll_forward,
     unmapped_lot_points,
@@ -72,7 +73,7 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
     """Every check that ties the stages to each other, to the staging database and to the files."""
     rec, tot, t = view.record, view.totals, view.table
     m, r = member_counts(view), reward_counts(view)
-    accepted_ids = set(text_column(t("members"), "legacy_id").tolist())
+    accepted_ids = text_column(t("members"), "legacy_id")
     mapped_ids = text_column(t("member_map"), "legacy_id")
     rows = [
         check("members: rows stage 00 froze = rows stage 01 read", "inputs.json: members rows", m["read"],
@@ -88,7 +89,7 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
         check("members: mapped in stage 02 <= accepted in stage 01", "staging: member_map", m["mapped"],
               "staging: members", m["accepted"], "<="),
         check("members: every mapped member was accepted in stage 01", "member_map rows found in members",
-              int(np.isin(mapped_ids, list(accepted_ids)).sum()), "staging: member_map", m["mapped"]),
+              int(member_of(mapped_ids, accepted_ids).sum()), "staging: member_map", m["mapped"]),
         check("points: owed before, stage 03's record = its tables", "stage 03 record: points owed before",
               tot("transfers").get("points_owed_before"), "staging: ledger owed + opening balances", points["before"]),
         check("points: owed after, stage 03's record = its tables", "stage 03 record: points owed after",
@@ -143,7 +144,7 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
     attributions = t("reward_attributions")
     rows += [
         check("rewards: every attribution belongs to a member mapped in stage 02", "attributions of mapped members",
-              int(np.isin(text_column(attributions, "member_id"), mapped_ids).sum()), "staging: reward_attributions",
+              int(member_of(text_column(attributions, "member_id"), mapped_ids).sum()), "staging: reward_attributions",
               len(attributions)),
         check("rewards: active rewards with a code = coupon codes written", "staging: active codes",
               r["active_with_code"], "output/openloyalty/coupons_*.csv: codes", r["coupon_codes_in_files"]),

@@ -123,14 +123,20 @@ def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "points"]).astype({"points": object})
 
 
+def member_of(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per value: is it one of ``wanted`` (str equality). A hash join: ``np.isin`` over object
+    arrays compares every value with every wanted one, hours at a million ids."""
+    return pd.Series(values, dtype=object).isin(pd.Series(wanted, dtype=object)).to_numpy(dtype=bool)
+
+
 def unmapped_lot_points(view: RunView) -> Decimal:
     """Points the lots hold for members stage 02 did not map (open + pending - deficit): what stage 03
     must have rejected for them, derived from the lots instead of the transfer engine."""
-    mapped = set(text_column(view.table("member_map"), "legacy_id").tolist())
+    mapped = text_column(view.table("member_map"), "legacy_id")
     lots, bal = view.table("lots"), view.table("lot_balances")
     live = np.isin(text_column(lots, "status"), ("open", "pending"))
-    out_lots = live & ~np.isin(text_column(lots, "user_id"), list(mapped))
-    out_bal = ~np.isin(text_column(bal, "user_id"), list(mapped))
+    out_lots = live & ~member_of(text_column(lots, "user_id"), mapped)
+    out_bal = ~member_of(text_column(bal, "user_id"), mapped)
     total = int(_ints(lots, "remaining_units")[out_lots].sum()) - int(_ints(bal, "deficit_units")[out_bal].sum())
     return plain_decimal(Decimal(total).scaleb(-POINTS_SCALE))
 

@@ -331,6 +331,13 @@ class Config(_Strict):
     def stage_applies(self, stage: str) -> bool:
         return self.stage_plan()[stage] is None
 
+    def phone_region(self, source: str) -> str:
+        """The region national-format phones of ``source`` are read in: the source's own
+        ``default_region`` (members, opening_balances, target_members), else the members'."""
+        src = getattr(self.sources, source, None)
+        region = getattr(src, "default_region", None)
+        return region or self.sources.members.default_region
+
     def resolved(self) -> dict[str, Any]:
         """The config as plain JSON data (paths absolute), for the manifest."""
         return json.loads(self.model_dump_json())

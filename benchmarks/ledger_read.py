@@ -19,10 +19,10 @@ from pathlib import Path
 from benchmarks.measure import status_mb
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger import parse_ledger
-from loyalty_toolkit.sources.ledger_read import read_ledger, required_headers
-from loyalty_toolkit.stages.lots import build_lots
-from loyalty_toolkit.stages.reconcile import reconcile
+from loyalty_toolkit.sources.ledger.parse import parse_ledger
+from loyalty_toolkit.sources.ledger.read import read_ledger, required_headers
+from loyalty_toolkit.stages.transfers.lots import build_lots
+from loyalty_toolkit.stages.transfers.reconcile import reconcile
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.measure import status_mb
 from loyalty_toolkit.config import LedgerSource
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, parse_ledger
+from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS, parse_ledger
 
 
 def main() -> None:
@@ -31,13 +31,13 @@ def main() -> None:
     base = status_mb("VmRSS")
     t0 = time.monotonic()
     if args.mode == "whole":
-        from loyalty_toolkit.sources.ledger_read import read_ledger
+        from loyalty_toolkit.sources.ledger.read import read_ledger
         frame = read_ledger(src, fields=ENGINE_FIELDS)
         parsed = parse_ledger(frame, source_file=src.path.name, timezone=src.timezone, columns=src.column_map(),
                               entry_columns=ENGINE_COLUMNS)
         del frame
     else:
-        from loyalty_toolkit.sources.ledger_stream import read_and_parse_ledger
+        from loyalty_toolkit.sources.ledger.stream import read_and_parse_ledger
         extra = {} if args.block_mib is None else {"block_bytes": int(args.block_mib * (1 << 20))}
         parsed = read_and_parse_ledger(src, timezone=src.timezone, fields=ENGINE_FIELDS, columns=src.column_map(),
                                        entry_columns=ENGINE_COLUMNS, **extra)

@@ -25,10 +25,11 @@ from benchmarks.measure import print_table, reset_peak, status_mb
 from loyalty_toolkit.runner import run
 from loyalty_toolkit.runner.workspace import DEMO_CUTOVER, write_config
 from loyalty_toolkit.sample import generate_sample
-from loyalty_toolkit.stages import context, s03_transfers
-from loyalty_toolkit.stages.reconcile import Reconciliation
-from loyalty_toolkit.stages.transfers_outputs import TransferFiles
-from loyalty_toolkit.stages.transfers_slices import SliceTotals
+from loyalty_toolkit.stages import context
+from loyalty_toolkit.stages.transfers import step as s03_transfers
+from loyalty_toolkit.stages.transfers.outputs import TransferFiles
+from loyalty_toolkit.stages.transfers.reconcile import Reconciliation
+from loyalty_toolkit.stages.transfers.slices import SliceTotals
 from loyalty_toolkit.store import PendingTables
 from loyalty_toolkit.store.spool import SpooledPendingTables
 
@@ -81,7 +82,7 @@ def notebook(config: Path, base: Path) -> list[tuple]:
 
 
 def steps(config: Path, base: Path) -> list[tuple]:
-    """Stage 03's functions in this process, each timed (``s03_transfers`` looks them up at call
+    """Stage 03's functions in this process, each timed (``transfers.step`` looks them up at call
     time); a function called once per member slice shows its total and its number of calls."""
     spent: dict[str, list] = {}  # name -> [seconds, calls, own peak MB (the highest call), RSS after]
     between = {"peak": 0.0, "after": ""}  # the highest peak outside any timed call, and after what

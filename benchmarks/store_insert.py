@@ -20,7 +20,8 @@ import pandas as pd
 
 from benchmarks.measure import print_table, status_mb
 from benchmarks.stage03 import fresh_run, prepare
-from loyalty_toolkit.stages import context, s03_transfers
+from loyalty_toolkit.stages import context
+from loyalty_toolkit.stages.transfers import step as s03_transfers
 from loyalty_toolkit.store import StagingStore, bulk
 
 SHAPES = {"lots": "lots", "per-member": "reconciliation_member"}

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import reset_peak, status_mb
-from loyalty_toolkit.stages.transfers_outputs import TransferFiles
+from loyalty_toolkit.stages.transfers.outputs import TransferFiles
 from loyalty_toolkit.targets.ol_transfers import TransferFileWriter
 
 

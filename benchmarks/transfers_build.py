@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import reset_peak, status_mb
-from loyalty_toolkit.stages.lots import build_lots
-from loyalty_toolkit.stages.transfers import build_transfers
+from loyalty_toolkit.stages.transfers.engine import build_transfers
+from loyalty_toolkit.stages.transfers.lots import build_lots
 
 CUTOVER = datetime(2026, 6, 30, 23, 59, 59, tzinfo=UTC)
 _DAY = 86_400

@@ -17,10 +17,10 @@ import click
 from loyalty_toolkit import __version__
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.runner import preflight, run, status
-from loyalty_toolkit.runner.repro import repro
 from loyalty_toolkit.runner.workspace import init_workspace, run_demo
-from loyalty_toolkit.stages.explain_run import explain_member
-from loyalty_toolkit.stages.rehearsal import rehearse_import
+from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
+from loyalty_toolkit.support.explain_run import explain_member
+from loyalty_toolkit.support.repro import repro
 
 
 def _one_line_errors(fn):

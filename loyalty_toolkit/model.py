@@ -21,6 +21,11 @@ STAGES: tuple[tuple[str, str], ...] = (
 STAGE_NAMES: tuple[str, ...] = tuple(name for _, name in STAGES)
 STAGE_NUMBERS: dict[str, str] = {name: num for num, name in STAGES}
 
+# Lot statuses at the cutover (stage 03) and the two kinds of unit transfer (Open Loyalty's
+# "adding" and "spending"); stage 05 and the support tools read the tables that carry them.
+OPEN, PENDING, EXPIRED = "open", "pending", "expired"
+ADDING, SPENDING = "adding", "spending"
+
 # Columns of every reject table and of rejects/<stage>.csv, in this order.
 REJECT_COLUMNS: tuple[str, ...] = ("stage", "file", "line", "record_key", "column", "reason_code", "message", "value")
 

@@ -1,17 +1,23 @@
-"""Shared fixtures: a small sample program and config writers."""
+"""Shared fixtures: small sample programs (one with stages 00-02 committed, as their notebooks would
+call them, without papermill), config writers and a hand-built run for explain."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+
+from loyalty_toolkit.runner.workspace import prepare_demo
+from loyalty_toolkit.stages.context import open_stage
+from loyalty_toolkit.stages.mapping import step as s02_mapping
+from loyalty_toolkit.stages.members import step as s01_members
+from loyalty_toolkit.stages.subset import step as s00_subset
 
 
 @pytest.fixture(scope="session")
 def small_program(tmp_path_factory) -> Path:
     """A 300-member sample program with its migration.yml (generated once per session)."""
-    from loyalty_toolkit.runner.workspace import prepare_demo
-
     root = tmp_path_factory.mktemp("program")
     return prepare_demo(root, members=300, seed=11)
 
@@ -62,3 +68,37 @@ def explain_run(tmp_path):
         return run_dir
 
     return _make
+
+
+RUN = "runs/t"
+
+
+@pytest.fixture(scope="session")
+def mapped_program(tmp_path_factory) -> Path:
+    """A sample program (200 members, seed 3) with stages 00, 01 and 02 committed in ``runs/t``."""
+    root = tmp_path_factory.mktemp("mapped")
+    config = prepare_demo(root, members=200, seed=3)
+    _commit_stages(config, root / RUN, (("subset", s00_subset), ("members", s01_members), ("mapping", s02_mapping)))
+    return root
+
+
+def _commit_stages(config: Path, run_dir: Path, steps) -> None:
+    """Run, gate and commit each (name, step module) in order, as the stage notebooks do."""
+    for name, step in steps:
+        ctx = open_stage(name, str(config), str(run_dir))
+        outcome = step.run(ctx)
+        step.commit(ctx, outcome, step.gate(ctx, outcome))
+
+
+@pytest.fixture(scope="session")
+def commit_stages():
+    """:func:`_commit_stages`, for test modules that take the program further."""
+    return _commit_stages
+
+
+@pytest.fixture
+def program(mapped_program, tmp_path) -> Path:
+    """A private copy of the mapped program, so each test starts just after stage 02."""
+    root = tmp_path / "program"
+    shutil.copytree(mapped_program, root)
+    return root

@@ -68,7 +68,7 @@ def test_every_command_has_help():
 
 def test_repro_prints_the_comparison_and_exits_with_its_code(monkeypatch):
     from loyalty_toolkit.errors import ReproMismatch
-    from loyalty_toolkit.runner.repro import Comparison, ReproResult
+    from loyalty_toolkit.support.repro import Comparison, ReproResult
 
     def fake_repro(run_dir, stage):
         if stage == "members":

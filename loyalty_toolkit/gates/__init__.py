@@ -183,7 +183,7 @@ def _suite_columns(raw: dict[str, Any]) -> set[str] | None:
     return cols
 
 
-# A check table (e.g. ``stages.transfers_checks.lots_check``) has one row per rule of a big
+# A check table (e.g. ``stages.transfers.checks.lots_check``) has one row per rule of a big
 # table: how many rows it looked at, how many broke the rule, and a few of their ids. Its rows add
 # up across member slices, so the gate never holds the big table. GX counts check rows; the
 # outcome of an expectation on its ``failing`` column is restated in the big table's rows

@@ -4,7 +4,7 @@ The file has one row per customer: ``phone``, ``email``, ``DTDauKy`` (opening re
 customer has spent so far, which the platform turns into points with the shop's earning rule) and
 ``DTTichLuy`` (accumulated revenue, kept as purchase history). Seed 003: the phone AND the email
 must both be right or the row does not import, so a row needs both. Matching a row to a migrated
-member (phone and email together) is stage logic (``stages.transfers_opening.opening_lots``), not here.
+member (phone and email together) is stage logic (``stages.transfers.opening.opening_lots``), not here.
 
 Amounts (:func:`parse_vnd`). VND has no minor unit, so in these two columns a ``,`` or ``.``
 followed by groups of exactly 3 digits is a thousands separator: ``1.500.000``, ``1,500,000``

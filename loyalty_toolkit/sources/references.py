@@ -2,7 +2,7 @@
 
 Stage 02 must show that every row of the ledger, the opening balances and the Splio reward files
 that names a member reaches a target member ID. This module only extracts the references; the
-resolution is :func:`loyalty_toolkit.stages.mapping.coverage`.
+resolution is :func:`loyalty_toolkit.stages.mapping.matching.coverage`.
 
 =====================  ===============  ==========================================================
 input                  ref_kind         ref_value / ref_value2 / ref_raw

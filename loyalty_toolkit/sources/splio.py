@@ -31,7 +31,7 @@ DELIMITER = ";"
 CUSTOM_COLUMNS: tuple[str, ...] = tuple(f"c{i}" for i in range(32))
 
 # (column, mandatory) in the order of the seed's tables. "Mandatory" is about the column being in
-# the header; which values may be empty is the stage's business (see stages/rewards.py).
+# the header; which values may be empty is the stage's business (see stages/rewards/validation.py).
 SCOPE_SPEC: dict[str, tuple[tuple[str, bool], ...]] = {
     "masterreward": (
         ("external_id", True), ("name", True), ("monetary", True), ("monetary_type", False),

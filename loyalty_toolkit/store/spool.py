@@ -1,4 +1,4 @@
-"""Pending tables inserted by a second process: ``StagingStore.pending(stage, background=True)``.
+"""Pending tables inserted by a second process: :func:`background_pending`.
 
 Binding millions of values into SQLite is Python work under the GIL (stage 03: 30 s of its 127 s
 at a million members) while the machine's other core idles. Here ``append`` only turns the frame
@@ -43,6 +43,16 @@ _SHARED = 8  # rows per distinct object at least, for a column to cross as codes
 
 def spool_dir(db_path: Path, stage: str) -> Path:
     return Path(db_path).parent / SPOOL_DIR / stage
+
+
+def background_pending(store: StagingStore, stage: str) -> SpooledPendingTables:
+    """:meth:`StagingStore.pending` whose frames a second process inserts while this one goes on;
+    this process must then not write to the database until the commit or discard. Tables and spool
+    files a crashed run of ``stage`` left behind are dropped first. (Here and not in ``staging``:
+    the spool builds on the staging store, never the other way round.)"""
+    pending = SpooledPendingTables(store, stage)
+    pending.discard()
+    return pending
 
 
 def arrow_column(series: pd.Series) -> tuple[pa.Array, bool]:

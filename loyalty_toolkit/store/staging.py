@@ -125,18 +125,12 @@ class StagingStore:
         if pending is not None:
             pending.published()
 
-    def pending(self, stage: str, *, background: bool = False) -> PendingTables:
+    def pending(self, stage: str) -> PendingTables:
         """Hidden tables ``stage`` fills frame by frame before its gate has run, published by
         :meth:`commit_stage` (``pending=``) or dropped by :meth:`PendingTables.discard`. Tables a
-        crashed run of ``stage`` left behind are dropped first (and its spool files).
-        ``background``: a second process inserts the frames (store/spool.py) while this one goes on;
-        this process must then not write to the database until the commit or discard."""
-        if background:
-            from loyalty_toolkit.store.spool import SpooledPendingTables  # it subclasses PendingTables
-
-            pending: PendingTables = SpooledPendingTables(self, stage)
-        else:
-            pending = PendingTables(self, stage)
+        crashed run of ``stage`` left behind are dropped first. For frames inserted by a second
+        process while this one goes on, see ``store.spool.background_pending``."""
+        pending = PendingTables(self, stage)
         pending.discard()
         return pending
 

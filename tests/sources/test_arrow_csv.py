@@ -9,8 +9,9 @@ import pytest
 
 from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.errors import InputError
-from loyalty_toolkit.sources import arrow_csv, ledger_read
-from loyalty_toolkit.sources.ledger import ENGINE_COLUMNS, ENGINE_FIELDS, ENTRY_COLUMNS, parse_ledger
+from loyalty_toolkit.sources import arrow_csv
+from loyalty_toolkit.sources.ledger import read as ledger_read
+from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS, ENTRY_COLUMNS, parse_ledger
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ledger"
 HEADER = ("user id,record type name,guestpointsid,action date,Loyalty Points,effective start date,"

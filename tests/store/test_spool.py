@@ -13,7 +13,7 @@ import pytest
 
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.store import StagingStore, spool
-from loyalty_toolkit.store.spool import SPOOL_DIR, SpooledPendingTables, arrow_column
+from loyalty_toolkit.store.spool import SPOOL_DIR, SpooledPendingTables, arrow_column, background_pending
 from tests.store.test_bulk import _frame
 
 
@@ -37,7 +37,7 @@ def _frames() -> list[tuple[str, pd.DataFrame]]:
 
 def _write(tmp_path, background: bool, frames) -> dict[str, list[str]]:
     with StagingStore(tmp_path / f"{background}.db") as store:
-        pt = store.pending("transfers", background=background)
+        pt = background_pending(store, "transfers") if background else store.pending("transfers")
         for name, frame in frames:
             pt.append(name, frame)
         store.commit_stage("transfers", {}, inputs_fingerprint="", parameters_fingerprint="", pending=pt)
@@ -83,7 +83,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_a_killed_writer_fails_the_next_append_naming_the_table(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     pt.append("lots", _frame(3001))
     assert isinstance(pt, SpooledPendingTables) and pt._proc is not None
     os.kill(pt._proc.pid, signal.SIGKILL)
@@ -98,7 +98,7 @@ def test_a_killed_writer_fails_the_next_append_naming_the_table(tmp_path):
 
 def test_a_killed_writer_fails_the_commit_and_nothing_is_committed(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     pt.append("unit_transfers", _frame(999))
     os.kill(pt._proc.pid, signal.SIGKILL)
     with pytest.raises(LoyaltyError, match="pending table 'unit_transfers'.*killed") as exc:
@@ -111,7 +111,7 @@ def test_a_killed_writer_fails_the_commit_and_nothing_is_committed(tmp_path):
 
 def test_a_frame_the_writer_cannot_insert_fails_in_one_line_and_leaves_the_database(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     pt.append("lots", _frame(64))
     pt.append("bad", pd.DataFrame({"x": [object()]}))  # SQLite cannot bind it: the writer fails on it
     with pytest.raises(LoyaltyError, match="could not write pending table 'bad' to the staging database") as exc:
@@ -123,7 +123,7 @@ def test_a_frame_the_writer_cannot_insert_fails_in_one_line_and_leaves_the_datab
 
 def test_a_frame_that_cannot_be_spooled_fails_at_its_append(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     with pytest.raises(LoyaltyError, match="could not write pending table 'bad'") as exc:
         pt.append("bad", pd.DataFrame({"x": [lambda: 1]}))  # not even picklable
     _one_line(exc)
@@ -139,7 +139,7 @@ def test_a_frame_that_cannot_be_spooled_fails_at_its_append(tmp_path):
 
 def test_discard_stops_the_writer_and_drops_what_it_wrote(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     for _ in range(3):
         pt.append("lots", _frame(3001))
     proc = pt._proc
@@ -151,13 +151,13 @@ def test_discard_stops_the_writer_and_drops_what_it_wrote(tmp_path):
 
 def test_a_crashed_runs_spool_files_and_tables_go_when_the_stage_opens_them_again(tmp_path):
     store, before = _begin(tmp_path)
-    pt = store.pending("transfers", background=True)
+    pt = background_pending(store, "transfers")
     pt.append("lots", _frame(64))
     pt.wait()  # written; then the run "crashes" before its commit, leaving a spool file too
     left = tmp_path / SPOOL_DIR / "transfers" / "000009-lots.arrow"
     left.write_bytes(b"half a file")
     assert store.has_table("_pending_transfers_lots")
-    again = store.pending("transfers", background=True)
+    again = background_pending(store, "transfers")
     assert not left.exists() and not (tmp_path / SPOOL_DIR).exists()
     assert store.digests() == before
     again.append("lots", pd.DataFrame({"n": [7]}))

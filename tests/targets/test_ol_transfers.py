@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loyalty_toolkit.stages.lots import LOT_COLUMNS
-from loyalty_toolkit.stages.transfers import build_transfers
+from loyalty_toolkit.stages.transfers.engine import build_transfers
+from loyalty_toolkit.stages.transfers.lots import LOT_COLUMNS
 from loyalty_toolkit.targets.ol_transfers import (
     JSON_DOCUMENTED,
     JSON_OURS,

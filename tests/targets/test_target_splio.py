@@ -10,9 +10,15 @@ import pytest
 
 from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.sources.splio import export_columns, null_columns, parse_splio_name, read_scope_file
-from loyalty_toolkit.stages.rewards import validate_all, validate_catalog
-from loyalty_toolkit.targets.splio import MAX_OBJECTS, render_splio, splio_file_name, split_frame, write_rewards, \
-    write_scope
+from loyalty_toolkit.stages.rewards.validation import validate_all, validate_catalog
+from loyalty_toolkit.targets.splio import (
+    MAX_OBJECTS,
+    render_splio,
+    splio_file_name,
+    split_frame,
+    write_rewards,
+    write_scope,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "splio"
 CUTOVER = datetime(2018, 9, 1, tzinfo=timezone.utc)

@@ -1,0 +1,289 @@
+"""Stage 05's logic: the sign-off figures, computed from what the earlier stages left behind.
+
+Pure: a :class:`RunView` (the stages' JSON records, the staging tables the report needs, stage 00's
+record of the frozen inputs, and a few counts taken from the files on disk) in, frames and dicts out.
+The step module (``report.step``) gathers the view; the notebook shows what these functions return.
+
+The report does not trust any single stage's bookkeeping: each cross-stage check puts a figure one
+stage recorded next to the same figure derived from another source (another stage's tables, the
+staging database, the files written) and says whether they agree. Points are compared exactly, as
+integer micro-points, never through float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loyalty_toolkit.model import ADDING, SPENDING, STAGE_NAMES, notebook_name
+from loyalty_toolkit.shared.frames import text_column
+from loyalty_toolkit.sources.ledger.parse import POINTS_SCALE, plain_decimal
+from loyalty_toolkit.store import stored_decimal
+
+REPORT_STAGE = "report"
+EARLIER_STAGES: tuple[str, ...] = STAGE_NAMES[:STAGE_NAMES.index(REPORT_STAGE)]
+CHECK_COLUMNS = ("check", "left", "left_value", "relation", "right", "right_value", "agree")
+CONSERVATION_COLUMNS = ("input", "file", "stage", "rows_in_source", "rows_left_out", "rows_read", "rows_accepted",
+                        "rows_rejected", "rows_accounted", "agree")
+GATE_COLUMNS = ("stage", "status", "committed", "rows_in", "rows_out", "rows_rejected", "expectations", "passed",
+                "critical_failed", "warnings")
+# The stage that accounts for each frozen input's rows (reward files: every input named rewards/...).
+CONSUMER = {"members": "members", "ledger": "transfers", "opening_balances": "transfers"}
+
+
+@dataclass
+class RunView:
+    """What stage 05 reads from a run dir, gathered by the step module."""
+
+    records: dict[str, dict[str, Any]]  # stage -> RUN_DIR/stages/NN_stage.json (absent: the stage never recorded)
+    tables: dict[str, pd.DataFrame]  # staging tables by name
+    inputs: dict[str, dict[str, Any]]  # inputs/inputs.json (stage 00's counts of each frozen file)
+    completed: set[str] = field(default_factory=set)  # stages committed in the staging database (_stages)
+    reject_files: dict[str, int] = field(default_factory=dict)  # stage -> rows in rejects/<stage>.csv
+    coupon_codes: set[str] = field(default_factory=set)  # the codes in output/openloyalty/coupons_*.csv
+    not_applicable: dict[str, str] = field(default_factory=dict)  # stage -> why the program does not need it
+
+    def applies(self, stage: str) -> bool:
+        """Whether the program needs ``stage`` (a not-applicable stage never ran and is not signed)."""
+        return stage not in self.not_applicable
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+    def record(self, stage: str) -> dict[str, Any]:
+        return self.records.get(stage) or {}
+
+    def totals(self, stage: str) -> dict[str, Any]:
+        return self.record(stage).get("totals") or {}
+
+
+# -- exact numbers -----------------------------------------------------------------------------
+
+def dec_sum(values) -> Decimal:
+    return sum((stored_decimal(v) for v in values), Decimal(0))
+
+
+def units(value: Any) -> int:
+    """Exact integer micro-points of a figure."""
+    return int(stored_decimal(value).scaleb(POINTS_SCALE))
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame.columns else pd.Series([], dtype=object)
+
+
+def _ints(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(_column(frame, name), errors="coerce").fillna(0).to_numpy(np.int64)
+
+
+# -- points ------------------------------------------------------------------------------------
+
+def points_conservation(view: RunView) -> dict[str, Decimal]:
+    """Points owed before and after the migration, summed from stage 03's staging tables.
+
+    Before: the ledger's balances (``reconciliation_total.owed_ledger``) + the opening balances read.
+    After: whole points in the unit transfers (adding - spending) + the rounding residue of every
+    transfer (zero-point ones too) + points of members stage 02 did not map (itemised per member) +
+    negative balances held for review (negative) + opening rows matched to no member. The opening
+    balances' conversion (revenue -> points, rounded once) is shown beside them: exact = points +
+    conversion residue, so the points the rounding took are accounted for too.
+    """
+    t = view.table
+    rows = pd.concat([t("unit_transfers"), t("unit_transfers_zero")], ignore_index=True)
+    sign = np.where(text_column(rows, "type") == SPENDING, -1, 1)
+    emitted = t("unit_transfers")
+    e_sign = np.where(text_column(emitted, "type") == SPENDING, -1, 1)
+    ledger = dec_sum(_column(t("reconciliation_total"), "owed_ledger"))
+    opening = dec_sum(_column(t("opening_balances"), "points"))
+    opening_exact = dec_sum(_column(t("opening_balances"), "points_exact"))
+    opening_residue = dec_sum(_column(t("opening_balances"), "residue"))
+    transferred = Decimal(int(e_sign @ _ints(emitted, "points")))
+    residue = Decimal(int(sign @ _ints(rows, "residue_units"))).scaleb(-6)
+    rejected = dec_sum(_column(t("transfer_per_member"), "rejected"))
+    review = -dec_sum(_column(t("transfer_review"), "deficit"))
+    unmatched = dec_sum(_column(t("opening_unmatched"), "points"))
+    before = ledger + opening
+    after = transferred + residue + rejected + review + unmatched
+    lots = t("lots")
+    expired = Decimal(int(_ints(lots, "remaining_units")[text_column(lots, "status") == "expired"].sum())).scaleb(-6)
+    out = {"ledger_owed": ledger, "opening": opening, "before": before, "transferred": transferred,
+           "residue": residue, "rejected": rejected, "review": review, "opening_unmatched": unmatched,
+           "after": after, "difference": before - after, "expired": expired, "opening_exact": opening_exact,
+           "opening_residue": opening_residue}
+    return {k: plain_decimal(v) for k, v in out.items()}
+
+
+def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
+    """The points conservation as the reviewer reads it: the opening balances' conversion, before,
+    the parts of after, the difference."""
+    rows = [("opening balances: revenue converted to points, exact (before rounding)", points["opening_exact"]),
+            ("opening balances: conversion residue (fractions rounded away, once)", points["opening_residue"]),
+            ("points owed before: the ledger's balances at the cutover", points["ledger_owed"]),
+            ("points owed before: opening balances (exact - conversion residue)", points["opening"]),
+            ("POINTS OWED BEFORE", points["before"]),
+            ("after: whole points in unit transfers (adding - spending)", points["transferred"]),
+            ("after: rounding residue (fractions not transferred)", points["residue"]),
+            ("after: members not mapped in stage 02 (rejected, itemised)", points["rejected"]),
+            ("after: negative balances held for review", points["review"]),
+            ("after: opening rows matched to no member", points["opening_unmatched"]),
+            ("POINTS OWED AFTER", points["after"]),
+            ("DIFFERENCE (must be 0)", points["difference"]),
+            ("for information: points expired at the cutover (no longer owed)", points["expired"])]
+    return pd.DataFrame(rows, columns=["figure", "points"]).astype({"points": object})
+
+
+def unmapped_lot_points(view: RunView) -> Decimal:
+    """Points the lots hold for members stage 02 did not map (open + pending - deficit): what stage 03
+    must have rejected for them, derived from the lots instead of the transfer engine."""
+    mapped = set(text_column(view.table("member_map"), "legacy_id").tolist())
+    lots, bal = view.table("lots"), view.table("lot_balances")
+    live = np.isin(text_column(lots, "status"), ("open", "pending"))
+    out_lots = live & ~np.isin(text_column(lots, "user_id"), list(mapped))
+    out_bal = ~np.isin(text_column(bal, "user_id"), list(mapped))
+    total = int(_ints(lots, "remaining_units")[out_lots].sum()) - int(_ints(bal, "deficit_units")[out_bal].sum())
+    return plain_decimal(Decimal(total).scaleb(-POINTS_SCALE))
+
+
+def by_key(frame: pd.DataFrame, total: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Stage 03's reconciliation per center or program with the total below (points as Decimals);
+    empty when stage 03 did not run (a program without points)."""
+    if key not in frame.columns:
+        return pd.DataFrame(columns=[key, "owed_ledger", "owed_lots", "transfers", "difference", "agree"])
+    cols = [c for c in ("owed_ledger", "owed_lots", "transfers", "difference", "transfer_difference")
+            if c in frame.columns]
+    body = frame[[key, *cols]].copy()
+    tot = total.reindex(columns=cols).assign(**{key: "total"})[[key, *cols]]
+    out = pd.concat([body, tot], ignore_index=True)
+    for c in cols:
+        out[c] = out[c].map(lambda v: plain_decimal(stored_decimal(v))).astype(object)
+    out["agree"] = [a == b == c for a, b, c in zip(out["owed_ledger"], out.get("owed_lots", out["owed_ledger"]),
+                                                   out.get("transfers", out["owed_ledger"]))]
+    return out
+
+
+RF_POINTS = ("opening", "accrued", "redeemed", "expired", "closing", "open", "pending", "deficit")
+
+
+def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
+    """The liability roll-forward per center and program, a total row, and whether each row ties:
+    closing = opening + accrued - redeemed - expired = opening + open + pending - deficit. Empty
+    when stage 03 did not run."""
+    if not {"center", "program"} <= set(rf.columns):
+        return pd.DataFrame(columns=["center", "program", *RF_POINTS, "ties"])
+    cols = [c for c in rf.columns if c in RF_POINTS or c.endswith("_value") or c.startswith("cross_center")]
+    out = rf[["center", "program", *cols]].copy()
+    for c in cols:
+        out[c] = out[c].map(stored_decimal).astype(object)
+    total = {"center": "total", "program": "", **{c: sum(out[c], Decimal(0)) for c in cols}}
+    out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+    d = {c: out[c] if c in out.columns else pd.Series([Decimal(0)] * len(out)) for c in RF_POINTS}
+    moves = d["opening"] + d["accrued"] - d["redeemed"] - d["expired"]
+    held = d["opening"] + d["open"] + d["pending"] - d["deficit"]
+    out["ties"] = [c == m == h for c, m, h in zip(d["closing"], moves, held)]
+    for c in cols:
+        out[c] = out[c].map(lambda v: plain_decimal(v.quantize(Decimal("0.01"))) if c.endswith("_value") else plain_decimal(v))
+    return out
+
+
+# -- members, rewards, rows --------------------------------------------------------------------
+
+def member_counts(view: RunView) -> dict[str, int]:
+    """Members read (stage 00's count of the frozen export) -> accepted -> mapped -> given points."""
+    transfers = view.table("unit_transfers")
+    adding = (text_column(transfers, "type") == ADDING) & (_ints(transfers, "points") > 0)
+    read = (view.inputs.get("members") or {}).get("rows_kept")
+    members, mapped = len(view.table("members")), len(view.table("member_map"))
+    return {"read": int(read) if read is not None else 0, "accepted": members,
+            "rejected": len(view.table("member_rejects")), "mapped": mapped, "not_mapped": members - mapped,
+            "with_points": len(set(text_column(transfers, "legacy_id")[adding].tolist()))}
+
+
+def member_funnel(counts: dict[str, int]) -> pd.DataFrame:
+    steps = [("read (legacy export)", counts["read"]), ("accepted (stage 01)", counts["accepted"]),
+             ("migrated: mapped to a target ID (stage 02)", counts["mapped"]),
+             ("given points (at least one unit transfer)", counts["with_points"])]
+    return pd.DataFrame(steps, columns=["step", "members"])
+
+
+def reward_counts(view: RunView) -> dict[str, int]:
+    """Rewards per state at the cutover (stage 04's ``reward_state``) and the codes sent."""
+    state = view.table("reward_state")
+    s = text_column(state, "state")
+    ids = text_column(state, "attribution_id")
+    return {"active": int((s == "active").sum()), "burned": int((s == "burned").sum()),
+            "expired": int((s == "expired").sum()), "attributions": len(state),
+            "active_with_code": len(set(ids[(s == "active") & (ids != "")].tolist())),
+            "coupon_codes_in_files": len(view.coupon_codes)}
+
+
+def row_conservation(view: RunView) -> pd.DataFrame:
+    """Per frozen input: rows stage 00 counted = rows the consuming stage accepted + rejected.
+
+    Inputs without a count (the target's export and import result, which stage 02 freezes) are not
+    legacy exports and are left out; an input that no stage accounts for shows 0 accepted, 0 rejected.
+    """
+    consumed: dict[str, tuple[str, int, int]] = {
+        "members": ("members", len(view.table("members")), len(view.table("member_rejects")))}
+    for stage, name in (("transfers", "transfer_conservation"), ("rewards", "reward_conservation")):
+        t = view.table(name)
+        for inp, acc, rej in zip(text_column(t, "input"), _ints(t, "rows_accepted"), _ints(t, "rows_rejected")):
+            consumed[inp] = (stage, int(acc), int(rej))
+    rows = []
+    for name, info in sorted(view.inputs.items()):
+        if info.get("rows_kept") is None:
+            continue
+        stage, acc, rej = consumed.get(name, (CONSUMER.get(name, "rewards" if name.startswith("rewards/") else ""),
+                                              0, 0))
+        kept, source = int(info["rows_kept"]), info.get("rows_read")
+        rows.append({"input": name, "file": str(info.get("frozen_path", name)).rsplit("/", 1)[-1], "stage": stage,
+                     "rows_in_source": int(source) if source is not None else kept,
+                     "rows_left_out": (int(source) - kept) if source is not None else 0, "rows_read": kept,
+                     "rows_accepted": acc, "rows_rejected": rej, "rows_accounted": acc + rej,
+                     "agree": kept == acc + rej})
+    return pd.DataFrame(rows, columns=list(CONSERVATION_COLUMNS))
+
+
+# -- the stages' gates -------------------------------------------------------------------------
+
+def stage_gates(view: RunView) -> pd.DataFrame:
+    """Every earlier stage: its status, whether it is committed, its rows and its gate's outcome; a
+    stage the program does not need shows ``not_applicable``."""
+    rows = []
+    for stage in EARLIER_STAGES:
+        if not view.applies(stage):
+            rows.append({"stage": notebook_name(stage), "status": "not_applicable", "committed": False,
+                         "rows_in": None, "rows_out": None, "rows_rejected": None, "expectations": 0, "passed": 0,
+                         "critical_failed": 0, "warnings": 0})
+            continue
+        rec = view.records.get(stage)
+        gates = (rec or {}).get("gates") or []
+        rows.append({"stage": notebook_name(stage), "status": (rec or {}).get("status", "not run"),
+                     "committed": stage in view.completed, "rows_in": (rec or {}).get("rows_in"),
+                     "rows_out": (rec or {}).get("rows_out"), "rows_rejected": (rec or {}).get("rows_rejected"),
+                     "expectations": len(gates), "passed": sum(bool(g.get("success")) for g in gates),
+                     "critical_failed": sum(not g.get("success") and bool(g.get("critical")) for g in gates),
+                     "warnings": sum(not g.get("success") and not g.get("critical") for g in gates)})
+    return pd.DataFrame(rows, columns=list(GATE_COLUMNS))
+
+
+def not_applicable_table(view: RunView) -> pd.DataFrame:
+    """The stages this program does not need and why: they never ran, and no figure of theirs is signed."""
+    return pd.DataFrame({"stage": [notebook_name(s) for s in view.not_applicable],
+                         "status": ["not_applicable"] * len(view.not_applicable),
+                         "why": list(view.not_applicable.values())}, columns=["stage", "status", "why"])
+
+
+def warnings_raised(view: RunView) -> pd.DataFrame:
+    """Every expectation that failed as a warning in an earlier stage, with what it means."""
+    rows = []
+    for stage in EARLIER_STAGES:
+        for o in ((view.record(stage).get("gate_report") or {}).get("outcomes") or []):
+            if not o.get("success") and not o.get("critical"):
+                rows.append({"stage": notebook_name(stage), "table": o.get("table"), "expectation": o.get("expectation"),
+                             "column": o.get("column") or "", "unexpected": o.get("unexpected_count"),
+                             "meaning": o.get("description", "")})
+    return pd.DataFrame(rows, columns=["stage", "table", "expectation", "column", "unexpected", "meaning"])

@@ -1,0 +1,251 @@
+"""Stage 05, report: the sign-off report a finance reviewer reads before the import files go out.
+
+This step reads what stages 00-04 left in the run dir (only the stages the program needs: a stage
+``Config.stage_plan`` marks not applicable never ran, and its figures and checks are left out) (their records in ``RUN_DIR/stages/``, the
+staging tables through :class:`StagingStore`, stage 00's ``inputs/inputs.json``, the reject files
+and the coupon files written) and computes, with the pure modules ``stages/report/figures.py`` and
+``stages/report/checks.py``: the headline figures, row conservation per input file, points
+conservation recomputed from stage 03's tables, the liability roll-forward, every stage's gate
+outcome, and the cross-stage checks. Its own critical gate (``expectations/report.*.json``):
+every cross-stage check agrees, the points difference is 0, every input file's rows are accounted
+for and every earlier stage passed and is committed.
+
+Stage 05 reads no input file of its own and writes no import file: rows in are the checks made,
+rows out the checks that agree. It commits ``report_*`` tables so the figures signed stay with the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loyalty_toolkit.model import notebook_name
+from loyalty_toolkit.shared.liability import balance_bands, expiry_calendar
+from loyalty_toolkit.stages.context import StageContext, StageFigures
+from loyalty_toolkit.stages.report import checks as report_checks
+from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, read_coupon_file
+
+# The staging tables the report reads, with the columns it needs (None: every column; small tables).
+TABLES: dict[str, list[str] | None] = {
+    "members": ["legacy_id"], "member_rejects": ["line"], "member_map": ["legacy_id", "target_id"],
+    "transfer_conservation": None, "reward_conservation": None, "reconciliation_total": None,
+    "reconciliation_center": None, "reconciliation_program": None, "liability_roll_forward": None,
+    "opening_balances": None, "opening_unmatched": None, "transfer_per_member": ["rejected"],
+    "transfer_review": None, "transfer_outputs": None, "transfer_rejects": ["line"],
+    "unit_transfers": ["legacy_id", "target_id", "type", "points", "residue_units"],
+    "unit_transfers_zero": ["type", "residue_units"],
+    "lots": ["user_id", "status", "remaining_units", "source", "expires_at_utc"],
+    "lot_balances": ["user_id", "balance_units", "deficit_units"],
+    "reward_state": ["attribution_id", "state"], "reward_attributions": ["member_id"], "reward_rejects": ["line"],
+}
+REJECT_FILES = ("members", "transfers", "rewards")
+
+
+@dataclass
+class ReportOutcome:
+    view: report.RunView
+    points: dict[str, Decimal]
+    conservation: pd.DataFrame  # one row per frozen input file
+    checks: pd.DataFrame  # one row per cross-stage check
+    gates: pd.DataFrame  # one row per earlier stage
+    figures_: dict  # the headline figures (JSON-ready)
+    timezone: str  # the ledger's, for the expiry calendar
+    show_pii: bool = False
+
+    # -- figures -------------------------------------------------------------------------------
+
+    def figures(self) -> StageFigures:
+        agree = int(self.checks["agree"].sum())
+        return StageFigures(
+            rows_in=len(self.checks), rows_out=agree, rows_rejected=len(self.checks) - agree,
+            totals={"headline": self.figures_, "checks": len(self.checks), "checks_agreeing": agree,
+                    "checks_disagreeing": [str(c) for c in self.checks.loc[~self.checks["agree"], "check"]],
+                    "input_files": len(self.conservation),
+                    "input_files_accounted": int(self.conservation["agree"].sum()),
+                    "warnings": int(pd.to_numeric(self.gates["warnings"]).sum()),
+                    "points": {k: str(v) for k, v in self.points.items()}})
+
+    # -- notebook tables -----------------------------------------------------------------------
+
+    def headline(self) -> pd.DataFrame:
+        return report_checks.headline_table(self.figures_)
+
+    def not_applicable(self) -> pd.DataFrame:
+        """The stages this program does not need and why (none for a full program)."""
+        return report.not_applicable_table(self.view)
+
+    def _ran(self, stage: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``, or one line saying the stage did not apply (its section has nothing to show)."""
+        if self.view.applies(stage):
+            return frame
+        return pd.DataFrame({"stage": [notebook_name(stage)], "status": ["not_applicable"],
+                             "why": [self.view.not_applicable[stage]]})
+
+    def checklist(self) -> pd.DataFrame:
+        return report_checks.checklist(self.figures_, self.checks, self.conservation, self.gates)
+
+    def row_conservation(self) -> pd.DataFrame:
+        return self.conservation
+
+    def member_funnel(self) -> pd.DataFrame:
+        return report.member_funnel(report.member_counts(self.view))
+
+    def points_table(self) -> pd.DataFrame:
+        return self._ran("transfers", report.points_table(self.points))
+
+    def points_by_center(self) -> pd.DataFrame:
+        return self._ran("transfers", report.by_key(self.view.table("reconciliation_center"),
+                                                    self.view.table("reconciliation_total"), "center"))
+
+    def points_by_program(self) -> pd.DataFrame:
+        return self._ran("transfers", report.by_key(self.view.table("reconciliation_program"),
+                                                    self.view.table("reconciliation_total"), "program"))
+
+    def roll_forward(self) -> pd.DataFrame:
+        return self._ran("transfers", report.roll_forward(self.view.table("liability_roll_forward")))
+
+    def balance_distribution(self) -> pd.DataFrame:
+        """Members per band of the balance owed at the cutover (stage 03's bands, from its tables);
+        empty for a program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=["balance", "members", "points"])
+        return balance_bands(self.view.table("lot_balances"), self.view.table("lots"))
+
+    def expiry_calendar(self) -> pd.DataFrame:
+        """Open and pending points by the month they expire, in the ledger's timezone; empty for a
+        program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=["month", "points"])
+        return expiry_calendar(self.view.table("lots"), self.timezone)
+
+    def rewards(self) -> pd.DataFrame:
+        r = report.reward_counts(self.view)
+        rows = [("rewards earned and accepted (attributions)", r["attributions"]),
+                ("  burned by the cutover", r["burned"]), ("  expired by the cutover", r["expired"]),
+                ("  active at the cutover (still owed)", r["active"]),
+                ("active rewards with a code", r["active_with_code"]),
+                ("coupon codes in the files written", r["coupon_codes_in_files"])]
+        return self._ran("rewards", pd.DataFrame(rows, columns=["figure", "rewards"]))
+
+    def stage_gates(self) -> pd.DataFrame:
+        return self.gates
+
+    def stage_links(self):
+        """Every earlier stage's gate outcome with links, relative to ``RUN_DIR/notebooks/`` where the
+        executed notebook and its HTML live: the stage report and its Data Docs."""
+        from IPython.display import HTML
+
+        rows = []
+        for g in self.gates.to_dict("records"):
+            stem = g["stage"]
+            if g["status"] == "not_applicable":
+                rows.append(f"<tr><td>{html.escape(stem)}</td><td>not applicable</td>"
+                            f"<td colspan='5'>{html.escape(self.view.not_applicable.get(stem[3:], ''))}; "
+                            "not run</td></tr>")
+                continue
+            cells = [html.escape(str(g[c])) for c in ("stage", "status", "expectations", "passed", "critical_failed",
+                                                       "warnings")]
+            links = (f'<a href="{html.escape(stem)}.html">report</a> '
+                     f'<a href="../data_docs/{html.escape(stem)}/index.html">Data Docs</a>')
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{links}</td></tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("stage", "status", "expectations", "passed", "critical failed",
+                                                 "warnings", "read"))
+        return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+    def warnings(self) -> pd.DataFrame:
+        return report.warnings_raised(self.view)
+
+    def cross_stage_checks(self) -> pd.DataFrame:
+        return self.checks
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+def read_view(ctx: StageContext) -> report.RunView:
+    """Gather what stages 00-04 left: records, staging tables, frozen-input counts, reject and coupon files."""
+    records = {}
+    for stage in report.EARLIER_STAGES:
+        path = ctx.run_dir / "stages" / f"{notebook_name(stage)}.json"
+        if path.is_file():
+            records[stage] = json.loads(path.read_text(encoding="utf-8"))
+    store = ctx.store
+    tables = {}
+    for name, columns in TABLES.items():
+        if store.has_table(name):
+            tables[name] = store.read_table(name, columns=columns)
+    reject_files = {s: count_csv_records(p) for s in REJECT_FILES
+                    if (p := ctx.run_dir / "rejects" / f"{s}.csv").is_file()}
+    codes: set[str] = set()
+    for p in sorted((ctx.run_dir / "output" / "openloyalty").glob(f"{COUPON_PREFIX}*.csv")):
+        codes.update(read_coupon_file(p))
+    plan = ctx.config.stage_plan()
+    return report.RunView(records=records, tables=tables, inputs=ctx.frozen_inputs(),
+                          completed=set(store.completed_stages()), reject_files=reject_files, coupon_codes=codes,
+                          not_applicable={s: why for s, why in plan.items() if why and s in report.EARLIER_STAGES})
+
+
+def count_csv_records(path: Path) -> int:
+    """Records in a CSV with a header (quoted line breaks count once)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+
+
+def run(ctx: StageContext) -> ReportOutcome:
+    """Read the run, compute every figure and check (nothing is written until commit)."""
+    view = read_view(ctx)
+    points = report.points_conservation(view)
+    conservation = report.row_conservation(view)
+    checks = report_checks.cross_stage_checks(view, points)
+    ledger = ctx.config.sources.ledger
+    return ReportOutcome(view=view, points=points, conservation=conservation, checks=checks,
+                         gates=report.stage_gates(view),
+                         figures_=report_checks.headline(view, points, conservation),
+                         timezone=ledger.timezone if ledger is not None else "UTC", show_pii=ctx.show_pii)
+
+
+# -- gate and commit ---------------------------------------------------------------------------
+
+def _gate_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
+    p = outcome.points
+    closing = outcome.checks.loc[outcome.checks["check"].str.startswith("points: closing liability"), "left_value"]
+    points = pd.DataFrame([{"before_units": report.units(p["before"]), "after_units": report.units(p["after"]),
+                            "difference_units": report.units(p["difference"]),
+                            # no roll-forward at all cannot tie: it shows as a closing of -1 micro-point
+                            "closing_units": report.units(closing.iloc[0]) if len(closing)
+                            else 0 if not outcome.view.applies("transfers") else -1}])
+    checks = outcome.checks[["check", "relation", "left_value", "right_value", "agree"]].copy()
+    checks["agree"] = checks["agree"].astype(bool)
+    c = outcome.conservation
+    conservation = c[["input", "stage", "rows_read", "rows_accepted", "rows_rejected", "rows_accounted"]].copy()
+    g = outcome.gates[outcome.gates["status"] != "not_applicable"]  # not run: nothing to sign
+    stages = pd.DataFrame({"stage": g["stage"], "status": g["status"], "committed": g["committed"].astype(bool),
+                           "critical_failed": g["critical_failed"].astype(np.int64)})
+    return {"checks": checks, "points": points, "conservation": conservation, "stages": stages}
+
+
+def gate(ctx: StageContext, outcome: ReportOutcome):
+    """Critical: every cross-stage check agrees; points owed before = after, difference 0, and the
+    roll-forward's closing = points owed before; rows read = accepted + rejected per input file; every
+    earlier stage that applies passed and is committed. Warning: rejected rows. Without points (no
+    stage 03) every points figure is 0 and the closing is 0."""
+    return ctx.gate(_gate_tables(outcome))
+
+
+def _store_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
+    headline = pd.DataFrame({"figure": list(outcome.figures_), "value": [str(v) for v in outcome.figures_.values()]})
+    points = pd.DataFrame({"figure": list(outcome.points), "points": [str(v) for v in outcome.points.values()]})
+    return {"report_headline": headline, "report_points": points, "report_checks": outcome.checks,
+            "report_conservation": outcome.conservation, "report_stages": outcome.gates}
+
+
+def commit(ctx: StageContext, outcome: ReportOutcome, gate_report) -> None:
+    """Record the figures and commit the report tables; raises GateFailed on a critical failure."""
+    ctx.finish(gate_report, outcome.figures(), _store_tables(outcome))

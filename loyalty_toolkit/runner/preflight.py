@@ -77,11 +77,12 @@ class PreflightReport:
         return "\n".join(lines)
 
     def table(self) -> str:
-        head = f"{'input':<34}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
+        w = max([34, *(len(r.input) + 2 for r in self.rows)])  # long Splio file names keep their column
+        head = f"{'input':<{w}}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
         lines = [head]
         for r in self.rows:
             rows = "" if r.rows is None else f"{r.rows:,}"
-            lines.append(f"{r.input:<34}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
+            lines.append(f"{r.input:<{w}}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
                          f"{r.problem or 'ok'}")
         return "\n".join(lines)
 

@@ -131,7 +131,8 @@ HEADLINE = (("members_read", "members read"), ("members_migrated", "members migr
             ("members_not_mapped", "members accepted but not mapped (review list)"),
             ("points_owed_before", "points owed before"), ("points_owed_after", "points owed after"),
             ("points_difference", "difference (must be 0)"), ("rewards_active", "rewards active at the cutover"),
-            ("rewards_burned", "rewards burned by the cutover"))
+            ("rewards_burned", "rewards burned by the cutover"),
+            ("stages_not_applicable", "stages not applicable to this program (not run)"))
 
 
 def _headline(run_dir: Path, summary: dict[str, Any]) -> str:

@@ -97,9 +97,11 @@ def run_cmd(config: Path, stages: str | None, run_id: str | None, show_pii: bool
 @click.argument("config", type=click.Path(path_type=Path))
 @_one_line_errors
 def validate_cmd(config: Path) -> None:
-    """Preflight CONFIG: inputs readable, encodings, delimiters, mapped columns, row counts."""
+    """Preflight CONFIG: inputs readable, encodings, delimiters, mapped columns, row counts, and
+    which stages will run and why."""
     report = preflight(config)
     click.echo(report.table())
+    click.echo(report.stage_plan())
     if report.problems:
         click.echo(f"error: {report.problems[0]}", err=True)
         sys.exit(2)

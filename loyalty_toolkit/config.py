@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loyalty_toolkit.errors import ConfigError
+from loyalty_toolkit.model import STAGE_NAMES
 
 # Canonical member fields -> column header in the legacy export (the demo's defaults).
 MEMBER_COLUMNS: dict[str, str] = {
@@ -133,6 +134,8 @@ class LedgerSource(CsvSource):
 
 class OpeningBalancesSource(CsvSource):
     """The Haravan-style opening-balance file (stage 03)."""
+
+    default_region: str | None = None  # phones without +country; None = the members' region
 
     def column_map(self) -> dict[str, str]:
         return {**OPENING_COLUMNS, **self.columns}
@@ -358,6 +361,28 @@ class Config(_Strict):
             for p in s.rewards.files:
                 out[f"rewards/{p.name}"] = p
         return out
+
+    def stage_plan(self) -> dict[str, str | None]:
+        """Which stages this program needs: ``{stage: None}`` when it applies, else the reason it
+        does not (``not_applicable``). Members, mapping and the report always apply; transfers when
+        a ledger or opening balances are configured; rewards when reward files are."""
+        s = self.sources
+        plan: dict[str, str | None] = {name: None for name in STAGE_NAMES}
+        if s.ledger is None and s.opening_balances is None:
+            plan["transfers"] = "no sources.ledger and no sources.opening_balances: the program has no points"
+        if s.rewards is None or not s.rewards.files:
+            plan["rewards"] = "no sources.rewards.files: the program has no rewards"
+        return plan
+
+    def stage_applies(self, stage: str) -> bool:
+        return self.stage_plan()[stage] is None
+
+    def phone_region(self, source: str) -> str:
+        """The region national-format phones of ``source`` are read in: the source's own
+        ``default_region`` (members, opening_balances, target_members), else the members'."""
+        src = getattr(self.sources, source, None)
+        region = getattr(src, "default_region", None)
+        return region or self.sources.members.default_region
 
     def resolved(self) -> dict[str, Any]:
         """The config as plain JSON data (paths absolute), for the manifest."""

@@ -97,3 +97,28 @@ def test_a_date_yaml_cannot_read_is_a_config_error_not_a_traceback(write_config)
     with pytest.raises(ConfigError) as err:
         load_config(write_config(BASE + "rewards:\n  import_date: 2026-13-01\n", {"legacy/members.csv": MEMBERS}))
     assert err.value.file == "migration.yml" and "month must be in 1..12" in err.value.one_line()
+
+
+@pytest.mark.parametrize("extra, transfers, rewards", [
+    ("", False, False),
+    ("  ledger:\n    path: legacy/ledger.csv\n", True, False),
+    ("  opening_balances:\n    path: legacy/ob.csv\n", True, False),
+    ("  rewards:\n    files: [legacy/demo_earnreward_main_20260630.csv]\n", False, True),
+    ("  rewards:\n    files: []\n", False, False),
+])
+def test_the_stage_plan_follows_the_sources(write_config, extra, transfers, rewards):
+    files = {"legacy/members.csv": MEMBERS, "legacy/ledger.csv": "x\n", "legacy/ob.csv": "x\n",
+             "legacy/demo_earnreward_main_20260630.csv": "x\n"}
+    plan = load_config(write_config(BASE + extra, files)).stage_plan()
+    assert list(plan) == ["subset", "members", "mapping", "transfers", "rewards", "report"]
+    assert {s for s, why in plan.items() if why is None} == {"subset", "members", "mapping", "report"} | (
+        {"transfers"} if transfers else set()) | ({"rewards"} if rewards else set())
+    assert all(why for s, why in plan.items() if s in ("transfers", "rewards") and why is not None)
+
+
+def test_each_phone_source_has_its_own_region_defaulting_to_the_members(write_config):
+    files = {"legacy/members.csv": MEMBERS, "legacy/ob.csv": "x\n"}
+    cfg = load_config(write_config(BASE + "  opening_balances:\n    path: legacy/ob.csv\n    default_region: VN\n"
+                                   "  target_members:\n    rehearsal: true\n", files))
+    assert (cfg.phone_region("members"), cfg.phone_region("opening_balances"), cfg.phone_region("target_members")) \
+        == ("FR", "VN", "FR")

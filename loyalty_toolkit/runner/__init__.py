@@ -3,7 +3,9 @@
 ``run`` executes ``notebooks/NN_<stage>.ipynb`` with papermill into ``RUN_DIR/notebooks``,
 renders each to HTML, and writes ``manifest.json``, ``summary.json`` and ``index.html``. A stage
 runs only when every stage before it passed in the same run dir; the first failure stops the run
-and the later stages are ``skipped``.
+and the later stages are ``skipped``. A stage the program does not need (``Config.stage_plan``: no
+ledger nor opening balances, no reward files) is ``not_applicable``: recorded, never executed, and
+no obstacle to the stages after it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewar
 
 
 __all__ = ["PIPELINE", "RunResult", "parse_stages", "preflight", "run", "status"]
+
+NOT_APPLICABLE = "not_applicable"
+# Statuses that let a later stage run: the stage passed, or the program does not need it.
+DONE = frozenset({"passed", NOT_APPLICABLE})
 
 # A stage that stops on one of these was given bad input or config, not a failed gate: exit 2.
 BAD_INPUT_ERRORS = frozenset({"InputError", "ConfigError", "UsageError"})
@@ -59,9 +65,11 @@ def parse_stages(text: str | None) -> list[str] | None:
     return [s for s in PIPELINE if s in names]
 
 
-def _plan(requested: list[str], previous: dict[str, str]) -> tuple[list[str], set[str]]:
+def _plan(requested: list[str], previous: dict[str, str],
+          not_applicable: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], set[str]]:
     """Check that every stage before a requested one passed and is still valid; return the stages
-    to run and the later ones whose results go stale (they become ``skipped``)."""
+    to run and the later ones whose results go stale (they become ``skipped``). A stage the
+    program does not need is neither required nor run."""
     stale: set[str] = set()
     rerun_seen = False
     for s in PIPELINE:
@@ -71,7 +79,7 @@ def _plan(requested: list[str], previous: dict[str, str]) -> tuple[list[str], se
             stale.add(s)
     for s in requested:
         for earlier in PIPELINE[:PIPELINE.index(s)]:
-            if earlier in requested:
+            if earlier in requested or earlier in not_applicable:
                 continue
             if previous.get(earlier) != "passed" or earlier in stale:
                 raise UsageError(f"stage {s} needs stage {earlier} to have passed in this run dir "
@@ -96,7 +104,10 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
             raise UsageError(f"run dir {run_dir} already holds a run; re-run stages with --stages, "
                              "or start a new run without --run-id")
         requested = list(PIPELINE)
-    to_run, stale = _plan(requested, {k: v["status"] for k, v in previous.items()})
+    plan = config.stage_plan()
+    not_applicable = {s for s in PIPELINE if plan.get(s)}
+    to_run, stale = _plan([s for s in requested if s not in not_applicable],
+                          {k: v["status"] for k, v in previous.items()}, not_applicable)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = record.now_iso()
     params = {"show_pii": bool(show_pii)}
@@ -112,6 +123,11 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     warm: dict[str, WarmKernel] = {}
     try:
         for stage in PIPELINE:
+            if stage in not_applicable:
+                # never executed: a record an earlier config left must not pass for this one's
+                (run_dir / "stages" / f"{notebook_name(stage)}.json").unlink(missing_ok=True)
+                entries[stage] = record.stage_entry(stage, NOT_APPLICABLE, None, None)
+                continue
             if stage not in to_run:
                 if stage in stale or stage not in previous:
                     entries[stage] = record.stage_entry(stage, "skipped", None, None)
@@ -135,7 +151,8 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
             kernel.close()
     stage_totals = {s: (record.stage_record(run_dir, s) or {}).get("totals", {}) for s in PIPELINE
                     if entries[s]["status"] == "passed"}
-    summary = record.build_summary(run_id, [entries[s] for s in PIPELINE], failure, stage_totals)
+    summary = record.build_summary(run_id, [entries[s] for s in PIPELINE], failure, stage_totals,
+                                   {s: plan[s] for s in PIPELINE if s in not_applicable})
     record.write_json(run_dir / "summary.json", summary)
     manifest = record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started,
                                      ended_at=record.now_iso(), pipeline=list(PIPELINE), parameters=params)
@@ -177,12 +194,14 @@ def status(run_dir: str | Path) -> str:
     if summary is None:
         raise UsageError("not a run dir (no summary.json)", file=str(rd))
     lines = [f"run {summary['run_id']}: {summary['status']}",
-             f"{'stage':<14}{'status':<9}{'rows in':>10}{'rows out':>10}{'rejected':>10}{'gates':>8}{'seconds':>9}"]
+             f"{'stage':<14}{'status':<16}{'rows in':>10}{'rows out':>10}{'rejected':>10}{'gates':>8}{'seconds':>9}"]
     for s in summary["stages"]:
         fails = sum(not g["success"] for g in s["gates"])
         gates = f"{len(s['gates']) - fails}/{len(s['gates'])}" if s["gates"] else ""
-        lines.append(f"{notebook_name(s['name']):<14}{s['status']:<9}{_n(s['rows_in']):>10}{_n(s['rows_out']):>10}"
+        lines.append(f"{notebook_name(s['name']):<14}{s['status']:<16}{_n(s['rows_in']):>10}{_n(s['rows_out']):>10}"
                      f"{_n(s['rows_rejected']):>10}{gates:>8}{_n(s['seconds']):>9}")
+    for name, why in (summary["totals"].get("not_applicable") or {}).items():
+        lines.append(f"{notebook_name(name)} not applicable: {why}")
     if summary["totals"].get("failure"):
         lines.append(f"stopped: {summary['totals']['failure']}")
     lines.append(f"index: {rd / 'index.html'}")

@@ -1,7 +1,11 @@
 """``validate``: a preflight over a config, running no stage.
 
 For every declared input: readable, encoding and delimiter detected, the mapped columns present,
-the row count. The result is one table; any problem makes the command exit 2.
+the row count. Then which stages the program needs and why (``Config.stage_plan``), and whether
+every stage that applies has the sources it needs. The result is one table and the stage plan;
+any problem makes the command exit 2, before any stage runs. A header-only ledger, opening-balance
+or Splio file is zero rows (accounted for like any other); a header-only member export is refused,
+since a migration with no member has nothing to migrate.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 
 from loyalty_toolkit.config import Config, load_config
 from loyalty_toolkit.errors import LoyaltyError
+from loyalty_toolkit.model import notebook_name
 from loyalty_toolkit.sources.csvfile import count_records, read_header, sniff
 
 # Canonical fields each input must provide (the rest of a mapping is optional).
@@ -49,12 +54,35 @@ class PreflightReport:
     def problems(self) -> list[str]:
         return [r.problem for r in self.rows if r.problem]
 
+    def stage_plan(self) -> str:
+        """One line per stage: whether it runs and why."""
+        plan = self.config.stage_plan()
+        s = self.config.sources
+        why_runs = {
+            "subset": "freezes every input" + (f" (subset fraction {self.config.subset.fraction})"
+                                              if self.config.subset.fraction < 1 else ""),
+            "members": "sources.members",
+            "mapping": "sources.target_members" + (" (local rehearsal target)" if s.target_members is not None
+                                                   and s.target_members.rehearsal else ""),
+            "transfers": " and ".join(n for n, src in (("sources.ledger", s.ledger),
+                                                        ("sources.opening_balances", s.opening_balances))
+                                      if src is not None),
+            "rewards": f"sources.rewards.files ({len(s.rewards.files)} files)" if s.rewards is not None else "",
+            "report": "the sign-off report over the stages that apply",
+        }
+        lines = ["stages:"]
+        for stage, reason in plan.items():
+            state = "runs" if reason is None else "not applicable"
+            lines.append(f"  {notebook_name(stage):<14}{state:<16}{why_runs[stage] if reason is None else reason}")
+        return "\n".join(lines)
+
     def table(self) -> str:
-        head = f"{'input':<34}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
+        w = max([34, *(len(r.input) + 2 for r in self.rows)])  # long Splio file names keep their column
+        head = f"{'input':<{w}}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
         lines = [head]
         for r in self.rows:
             rows = "" if r.rows is None else f"{r.rows:,}"
-            lines.append(f"{r.input:<34}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
+            lines.append(f"{r.input:<{w}}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
                          f"{r.problem or 'ok'}")
         return "\n".join(lines)
 
@@ -106,4 +134,10 @@ def preflight(config_path: str | Path) -> PreflightReport:
                 row.problem = f"{path.name}: no data rows (header only)"
         except LoyaltyError as exc:
             row.problem = exc.one_line().removeprefix("[validate] ")
+    if config.sources.target_members is None:
+        # stage 02 always applies: without the target's IDs no member can be migrated
+        report.rows.append(PreflightRow(
+            input="target_members", file=config.path.name,
+            problem=f"{config.path.name}: sources.target_members: stage 02 (mapping) always runs and needs it "
+                    "(rehearsal: true, or path: the target's member export)"))
     return report

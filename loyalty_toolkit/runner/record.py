@@ -83,19 +83,26 @@ def stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:
 
 
 def build_summary(run_id: str, stages: list[dict[str, Any]], failure: str | None,
-                  stage_totals: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                  stage_totals: dict[str, dict[str, Any]] | None = None,
+                  not_applicable: dict[str, str] | None = None) -> dict[str, Any]:
     """``summary.json`` with exactly the fields DESIGN.md lists; totals add the figures up and
-    carry each stage's own totals (coverage per input, duplicate groups ...) under its name."""
-    status = "passed" if all(s["status"] == "passed" for s in stages) and not failure else "failed"
+    carry each stage's own totals (coverage per input, duplicate groups ...) under its name, and
+    why each ``not_applicable`` stage does not apply. A run passes when every stage that applies
+    passed."""
+    status = ("passed" if all(s["status"] in ("passed", "not_applicable") for s in stages) and not failure
+              else "failed")
     totals: dict[str, Any] = {
         "stages_passed": sum(s["status"] == "passed" for s in stages),
         "stages_failed": sum(s["status"] == "failed" for s in stages),
         "stages_skipped": sum(s["status"] == "skipped" for s in stages),
+        "stages_not_applicable": sum(s["status"] == "not_applicable" for s in stages),
         "rows_rejected": sum(s["rows_rejected"] or 0 for s in stages),
         "seconds": round(sum(s["seconds"] or 0 for s in stages), 3),
     }
     if failure:
         totals["failure"] = failure
+    if not_applicable:
+        totals["not_applicable"] = dict(not_applicable)
     for name, extra in (stage_totals or {}).items():
         totals[name] = extra
     return {"run_id": run_id, "status": status, "stages": stages, "totals": totals}
@@ -124,7 +131,8 @@ HEADLINE = (("members_read", "members read"), ("members_migrated", "members migr
             ("members_not_mapped", "members accepted but not mapped (review list)"),
             ("points_owed_before", "points owed before"), ("points_owed_after", "points owed after"),
             ("points_difference", "difference (must be 0)"), ("rewards_active", "rewards active at the cutover"),
-            ("rewards_burned", "rewards burned by the cutover"))
+            ("rewards_burned", "rewards burned by the cutover"),
+            ("stages_not_applicable", "stages not applicable to this program (not run)"))
 
 
 def _headline(run_dir: Path, summary: dict[str, Any]) -> str:
@@ -164,8 +172,14 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
     """One offline page linking the notebooks, Data Docs, rejects and outputs, with headline figures."""
     e = html.escape
     rows = []
+    reasons = summary["totals"].get("not_applicable") or {}
     for s in summary["stages"]:
         stem = notebook_name(s["name"])
+        if s["status"] == "not_applicable":
+            rows.append(f"<tr class='not_applicable'><td>{e(stem)}</td><td>not applicable</td>"
+                        f"<td colspan='6'>{e(reasons.get(s['name'], 'the program does not need this stage'))}; "
+                        "not run</td></tr>")
+            continue
         critical = sum(1 for g in s["gates"] if not g["success"] and g["critical"])
         warned = sum(1 for g in s["gates"] if not g["success"] and not g["critical"])
         nb = _link(run_dir, f"notebooks/{stem}.html", "report") if s["status"] != "skipped" else ""
@@ -186,13 +200,16 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
                      f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
     failure = summary["totals"].get("failure")
     banner = (f"<p class='failed'><strong>Run failed:</strong> {e(failure)}</p>" if failure
-              else "<p class='passed'><strong>All stages passed.</strong></p>")
+              else "<p class='passed'><strong>All stages passed.</strong></p>" if not reasons
+              else "<p class='passed'><strong>Every stage that applies passed.</strong> Not applicable to this "
+                   f"program: {e(', '.join(notebook_name(n) for n in reasons))}.</p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Run {e(summary['run_id'])}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }} p.passed {{ background: #e3f6e3; }}
+tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }}
+tr.not_applicable td {{ color: #555; background: #f2f2f2; font-style: italic; }} p.passed {{ background: #e3f6e3; }}
 p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }}
 </style></head><body>
 <h1>Migration run {e(summary['run_id'])}</h1>

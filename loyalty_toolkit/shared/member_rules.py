@@ -13,15 +13,24 @@ reason_code                column                   rejected when
 ``LEGACY_ID_DUPLICATE``    legacy_id                the id already appeared on an earlier line; the
                                                     first occurrence is the one kept, whatever its fate
 ``NO_IDENTIFIER``          email/phone/card_number  no email, phone or card number: the target needs one
-``EMAIL_INVALID``          email                    an email is given but is not a plausible address
+``EMAIL_INVALID``          email                    an email is given but is not a plausible address,
+                                                    and no valid phone or card is left to identify
+                                                    the member
 ``PHONE_INVALID``          phone                    a phone is given but is not a possible number
-                                                    (letters and extensions are refused too)
+                                                    (letters and extensions are refused too), and no
+                                                    valid email or card is left
 ``NAME_MISSING``           first_name or last_name  empty (Open Loyalty's members XML requires
                                                     firstName and lastName)
 ``BIRTH_DATE_INVALID``     birth_date               given but not a real date (ISO, ``date_format`` or
                                                     DD/MM/YYYY), or before 1900-01-01
 ``CREATED_AT_INVALID``     created_at               given but not a readable date-time
 =========================  =======================  ====================================================
+
+A bad *optional* identifier does not reject a member who keeps a usable one: a malformed email
+beside a valid phone or card (or a bad phone beside a valid email or card) is left out of the
+member (empty ``email``/``phone``, so out of the import file and of duplicate and mapping keys),
+kept as read in ``email_raw``/``phone_raw``, and listed in the **review list** (``review``, staging
+table ``member_review``) with ``EMAIL_INVALID_DROPPED`` or ``PHONE_INVALID_DROPPED``.
 
 Duplicates are never merged: accepted members sharing an email key (local part case-folded),
 an E.164 phone or a trimmed card number are listed for review, one row per member per group.
@@ -56,6 +65,8 @@ REASON_CODES = ("LEGACY_ID_MISSING", "LEGACY_ID_DUPLICATE", "NO_IDENTIFIER", "EM
 MEMBER_COLUMNS_OUT = ("legacy_id", "first_name", "last_name", "email", "email_raw", "email_key", "phone",
                       "phone_raw", "card_number", "birth_date", "gender", "created_at_utc", "created_at_raw",
                       "base_center", "source_file", "source_line")
+# Accepted members with an identifier left out (REJECT_COLUMNS: the same file, line, column, value).
+REVIEW_CODES = ("EMAIL_INVALID_DROPPED", "PHONE_INVALID_DROPPED")
 DUPLICATE_COLUMNS = ("group_id", "identifier", "identifier_key", "legacy_id", "source_line")
 IDENTIFIERS = (("email", "email_key"), ("phone", "phone"), ("card_number", "card_number"))
 MIN_BIRTH_DATE = "1900-01-01"  # ISO text compares like the dates it holds
@@ -63,12 +74,14 @@ MIN_BIRTH_DATE = "1900-01-01"  # ISO text compares like the dates it holds
 
 @dataclass
 class MembersResult:
-    """What stage 01 produces: accepted members, rejects, the duplicate review list, rows read."""
+    """What stage 01 produces: accepted members, rejects, the duplicate review list, rows read, and
+    the review list of accepted members whose bad optional identifier was left out."""
 
     members: pd.DataFrame
     rejects: pd.DataFrame
     duplicates: pd.DataFrame
     rows_read: int
+    review: pd.DataFrame = None  # REJECT_COLUMNS; reason_code in REVIEW_CODES
 
     def counts(self) -> dict[str, int]:
         return {
@@ -77,6 +90,7 @@ class MembersResult:
             "rejected": len(self.rejects),
             "duplicate_groups": int(self.duplicates["group_id"].nunique()),
             "duplicate_members": int(self.duplicates["legacy_id"].nunique()),
+            "identifiers_dropped": 0 if self.review is None else len(self.review),
         }
 
 
@@ -118,19 +132,30 @@ def prepare_members(frame: pd.DataFrame, *, source_file: str, default_region: st
     id_missing = (legacy_id == "").to_numpy()
     email_blank = (emails["email"] == "").to_numpy()
     phone_blank = (_strip(raw["phone"]) == "").to_numpy()
+    card_given = (card != "").to_numpy()
+    email_bad = ~email_blank & ~emails["email_valid"].to_numpy()
+    phone_bad = ~phone_blank & ~phones["phone_valid"].to_numpy()
+    email_ok, phone_ok = ~email_blank & ~email_bad, ~phone_blank & ~phone_bad
     birth_iso = birth["date"]
     checks = [
         id_missing,
         legacy_id.duplicated(keep="first").to_numpy() & ~id_missing,
-        email_blank & phone_blank & (card == "").to_numpy(),
-        ~email_blank & ~emails["email_valid"].to_numpy(),
-        ~phone_blank & ~phones["phone_valid"].to_numpy(),
+        email_blank & phone_blank & ~card_given,
+        # a bad identifier rejects only a member it leaves without a usable one
+        email_bad & ~phone_ok & ~card_given,
+        phone_bad & ~email_ok & ~card_given,
         ((first == "") | (last == "")).to_numpy(),
         ~birth["date_valid"].to_numpy() | ((birth_iso != "") & (birth_iso < MIN_BIRTH_DATE)).to_numpy(),
         ~created["utc_valid"].to_numpy(),
     ]
     reason = np.select(checks, REASON_CODES, default="")
     rejected = reason != ""
+    drop_email, drop_phone = email_bad & ~rejected, phone_bad & ~rejected
+    if drop_email.any() or drop_phone.any():
+        emails = emails.copy()
+        phones = phones.copy()
+        emails.loc[drop_email, ["email", "email_key"]] = ""
+        phones.loc[drop_phone, "phone"] = ""
 
     # Accepted rows in legacy_id order, each column gathered once (no intermediate frame copies).
     kept = np.flatnonzero(~rejected)
@@ -152,7 +177,8 @@ def prepare_members(frame: pd.DataFrame, *, source_file: str, default_region: st
 
     rejects = _rejects(np.flatnonzero(rejected), reason, raw, legacy_id, first, lines, source_file,
                        default_region, date_format)
-    result = MembersResult(members, rejects, _duplicates(members), n)
+    review = _review(drop_email, drop_phone, raw, legacy_id, lines, source_file, default_region)
+    result = MembersResult(members, rejects, _duplicates(members), n, review)
     if result.rows_read != len(result.members) + len(result.rejects):
         raise AssertionError(f"row conservation broken: {n} read != {len(members)} + {len(rejects)}")
     return result
@@ -173,6 +199,25 @@ def _rejects(positions: np.ndarray, reason: np.ndarray, raw: dict[str, pd.Series
         column, message, value = _explain(code, pos, raw, key, first.iat[pos] == "", first_line_of, region,
                                           date_format)
         records.append((STAGE, source_file, int(lines.iat[pos]), key, column, code, message, value))
+    frame = pd.DataFrame.from_records(records, columns=list(REJECT_COLUMNS))
+    return frame.astype({c: "str" for c in REJECT_COLUMNS if c != "line"}).astype({"line": "int64"})
+
+
+def _review(drop_email: np.ndarray, drop_phone: np.ndarray, raw: dict[str, pd.Series], legacy_id: pd.Series,
+            lines: pd.Series, source_file: str, region: str) -> pd.DataFrame:
+    """One review row per identifier left out of an accepted member, in line order."""
+    records = []
+    for pos in np.flatnonzero(drop_email | drop_phone).tolist():
+        if drop_email[pos]:
+            value = raw["email"].iat[pos]
+            records.append((STAGE, source_file, int(lines.iat[pos]), legacy_id.iat[pos], "email",
+                            "EMAIL_INVALID_DROPPED", f"email: not a valid address ({email_problem(value)}); left out, "
+                            "the member is migrated with its other identifier", value))
+        if drop_phone[pos]:
+            value = raw["phone"].iat[pos]
+            records.append((STAGE, source_file, int(lines.iat[pos]), legacy_id.iat[pos], "phone",
+                            "PHONE_INVALID_DROPPED", f"phone: {phone_problem(value, region)}; left out, the member "
+                            "is migrated with its other identifier", value))
     frame = pd.DataFrame.from_records(records, columns=list(REJECT_COLUMNS))
     return frame.astype({c: "str" for c in REJECT_COLUMNS if c != "line"}).astype({"line": "int64"})
 

@@ -8,7 +8,7 @@ resolution is :func:`loyalty_toolkit.stages.mapping.matching.coverage`.
 input                  ref_kind         ref_value / ref_value2 / ref_raw
 =====================  ===============  ==========================================================
 ``ledger``             ``legacy_id``    the user id column (config ``sources.ledger``), trimmed
-``opening_balances``   ``phone_email``  phone as E.164 read in ``sources.members.default_region``
+``opening_balances``   ``phone_email``  phone as E.164 read in the file's ``default_region`` (else the members')
                                         / email key (local part case-folded) / the phone as
                                         written (so a national number can be re-read in the
                                         region of the member the email names)
@@ -56,7 +56,6 @@ def member_references(config: Config, paths: Mapping[str, Path], *, stage: str =
     :data:`REFERENCE_COLUMNS`, in input-name order then line order. Raises InputError (file, line,
     column) when an input cannot be read or lacks the member column.
     """
-    region = config.sources.members.default_region
     parts: list[pd.DataFrame] = []
     for name in sorted(paths):
         path = Path(paths[name])
@@ -69,7 +68,7 @@ def member_references(config: Config, paths: Mapping[str, Path], *, stage: str =
             src = config.sources.opening_balances
             columns = src.column_map() if src is not None else dict(OPENING_COLUMNS)
             parts.append(_opening(name, path, columns, src.encoding if src else "auto",
-                                  src.delimiter if src else "auto", region, stage))
+                                  src.delimiter if src else "auto", config.phone_region("opening_balances"), stage))
         elif name.startswith("rewards/"):
             part = _rewards(name, path, stage)
             if part is not None:
@@ -166,7 +165,7 @@ def _part(name: str, path: Path, lines: np.ndarray, kind: str, value: pd.Categor
     n = len(lines)
 
     def cat(series: pd.Series | pd.Categorical | None) -> pd.Categorical:
-        if series is None:
+        if series is None or n == 0:  # an empty file: text categories all the same, as union_categoricals needs
             return _constant("", n)
         return series if isinstance(series, pd.Categorical) else pd.Categorical(np.asarray(series, dtype=object))
 

@@ -106,8 +106,7 @@ def repro(run_dir: str | Path, stage: str) -> ReproResult:
         raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
     pipeline = list(manifest.get("pipeline") or [])
     stage = _stage_name(stage, pipeline)
-    earlier = pipeline[:pipeline.index(stage)]
-    _check_passed(rd, stage, earlier)
+    earlier = _check_passed(rd, stage, pipeline[:pipeline.index(stage)])
     inputs = record.read_json(rd / INPUTS_FILE, {}) or {}
     result = ReproResult(rd, stage, _replay_dir(rd, stage))
 
@@ -149,11 +148,17 @@ def _stage_name(stage: str, pipeline: list[str]) -> str:
     return name
 
 
-def _check_passed(rd: Path, stage: str, earlier: list[str]) -> None:
+def _check_passed(rd: Path, stage: str, earlier: list[str]) -> list[str]:
+    """Check that ``stage`` and every earlier stage that applied passed; return those earlier
+    stages (a ``not_applicable`` one never ran: nothing of it to check or seed)."""
     summary = record.read_json(rd / "summary.json")
     if not isinstance(summary, dict):
         raise UsageError("not a run dir (no summary.json)", file=str(rd))
     status = {s["name"]: s["status"] for s in summary.get("stages", [])}
+    if status.get(stage) == "not_applicable":
+        raise UsageError(f"stage {notebook_name(stage)} did not apply to this program (not_applicable): "
+                         "there is nothing to replay", file=str(rd))
+    earlier = [s for s in earlier if status.get(s) != "not_applicable"]
     for s in [*earlier, stage]:
         if status.get(s) != "passed":
             raise UsageError(f"stage {notebook_name(s)} did not pass in this run ({status.get(s, 'not run')}); "
@@ -161,6 +166,7 @@ def _check_passed(rd: Path, stage: str, earlier: list[str]) -> None:
     if record.stage_record(rd, stage) is None:
         raise UsageError(f"the run has no record of stage {notebook_name(stage)}",
                          file=str(rd / "stages" / f"{notebook_name(stage)}.json"))
+    return earlier
 
 
 def _check_sha(path: Path, recorded: str, what: str) -> None:

@@ -71,3 +71,60 @@ def test_an_import_day_before_the_cutover_is_refused_before_any_stage(tmp_path):
         assert err[0].startswith("error: migration.yml:9: column 16: rewards.import_date: import day 2026-06-30 is "
                                  "before the cutover"), err[0]
         assert not (tmp_path / "runs").exists()
+
+
+# -- partial programs (issue #12): refused before any stage runs, or accepted as zero rows ------
+
+PROGRAMS = Path(__file__).parent.parent / "fixtures" / "programs"
+TARGET = "  target_members:\n    rehearsal: true\n"
+
+
+def _program(tmp_path: Path, extra: str, *, target: bool = True, files: dict[str, bytes] | None = None) -> None:
+    import shutil
+
+    shutil.copytree(PROGRAMS / "legacy", tmp_path / "legacy")
+    for rel, content in (files or {}).items():
+        (tmp_path / rel).write_bytes(content)
+    (tmp_path / "migration.yml").write_text(CONFIG.format(path="legacy/members.csv") + (TARGET if target else "")
+                                            + extra)
+
+
+CASES_PARTIAL = {
+    "members-only-without-target": ("", False, None,
+                                    "migration.yml: sources.target_members: stage 02 (mapping) always runs and needs it"),
+    "reward-file-missing": ("  rewards:\n    files:\n      - legacy/rewards/demo_earnreward_main_20990101.csv\n",
+                            True, None, "error: migration.yml: sources.rewards.files.0: no such file: "
+                                        "legacy/rewards/demo_earnreward_main_20990101.csv"),
+    "empty-ledger-file": ("  ledger:\n    path: legacy/points_liability.csv\n", True,
+                          {"legacy/points_liability.csv": b""}, "points_liability.csv:1: file is empty"),
+    "empty-opening-file": ("  opening_balances:\n    path: legacy/opening_balances.csv\n", True,
+                           {"legacy/opening_balances.csv": b""}, "opening_balances.csv:1: file is empty"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", sorted(CASES_PARTIAL))
+def test_partial_program_bad_input(tmp_path, case, command):
+    extra, target, files, expected = CASES_PARTIAL[case]
+    _program(tmp_path, extra, target=target, files=files)
+    res = subprocess.run([CLI, command, "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in res.stderr
+    assert expected in err[0], err[0]
+    assert not (tmp_path / "runs").exists(), "no stage ran"
+
+
+def test_header_only_ledger_opening_and_splio_files_are_zero_rows(tmp_path):
+    header = {p: (PROGRAMS / p).read_bytes().splitlines(keepends=True)[0] for p in (
+        "legacy/points_liability.csv", "legacy/opening_balances.csv", "legacy/rewards/demo_earnreward_main_20260630.csv")}
+    _program(tmp_path, "  ledger:\n    path: legacy/points_liability.csv\n  opening_balances:\n"
+             "    path: legacy/opening_balances.csv\n  rewards:\n    files:\n"
+             "      - legacy/rewards/demo_masterreward_main_20260630.csv\n"
+             "      - legacy/rewards/demo_earnreward_main_20260630.csv\n", files=header)
+    res = subprocess.run([CLI, "validate", "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = {line.split()[0]: line for line in res.stdout.splitlines()}
+    for name in ("ledger", "opening_balances", "rewards/demo_earnreward_main_20260630.csv"):
+        assert rows[name].split()[-2:] == ["0", "ok"], rows[name]
+    assert "03_transfers  runs            sources.ledger and sources.opening_balances" in res.stdout

@@ -67,10 +67,17 @@ def test_injected_member_defects_are_exactly_the_rejects_and_review_lists(demo):
     work, run_dir = demo
     defects = list(csv.DictReader(open(work / "ws" / "legacy" / "defects.csv", encoding="utf-8")))
     member_defects = [d for d in defects if d["file"].endswith("members.csv")]
-    injected_rejects = {(int(d["line"]), d["defect"]) for d in member_defects
-                        if d["defect"] in {"EMAIL_INVALID", "NO_IDENTIFIER"}}
+    injected_rejects = {(int(d["line"]), d["defect"]) for d in member_defects if d["defect"] == "NO_IDENTIFIER"}
     reported = {(int(r["line"]), r["reason_code"]) for r in csv.DictReader(open(run_dir / "rejects" / "members.csv"))}
     assert injected_rejects and reported == injected_rejects
+    # a malformed email beside a valid phone and card: the member is migrated, the email left out and listed
+    bad_emails = {int(d["line"]) for d in member_defects if d["defect"] == "EMAIL_INVALID"}
+    with sqlite3.connect(run_dir / "staging.db") as db:
+        review = set(db.execute("SELECT line, reason_code FROM member_review"))
+        dropped = db.execute("SELECT source_line, email, email_raw FROM members WHERE source_line IN (%s)"
+                             % ",".join(map(str, bad_emails))).fetchall()
+    assert bad_emails and review == {(line, "EMAIL_INVALID_DROPPED") for line in bad_emails}
+    assert len(dropped) == len(bad_emails) and all(email == "" and raw for _, email, raw in dropped)
     with sqlite3.connect(run_dir / "staging.db") as db:
         dup_lines = {row[0] for row in db.execute("SELECT source_line FROM duplicate_candidates")}
         stages = {row[0] for row in db.execute("SELECT stage FROM _stages")}
@@ -129,10 +136,12 @@ def test_rehearsal_subset_walks_every_rejection_path(tmp_path):
     members = summary["stages"][1]
     assert members["rows_in"] < 600
     codes = {r["reason_code"] for r in csv.DictReader(open(run_dir / "rejects" / "members.csv"))}
-    assert codes == {"EMAIL_INVALID", "NO_IDENTIFIER"}
+    assert codes == {"NO_IDENTIFIER"}
     with sqlite3.connect(run_dir / "staging.db") as db:
         kinds = {r[0] for r in db.execute("SELECT identifier FROM duplicate_candidates")}
         reasons = {r[0] for r in db.execute("SELECT reason FROM subset_members")}
+        review_codes = {r[0] for r in db.execute("SELECT reason_code FROM member_review")}
+    assert review_codes == {"EMAIL_INVALID_DROPPED"}, "the subset keeps an example of each review reason"
     assert "email" in kinds and kinds & {"phone", "card_number"}, kinds
     assert "hash" in reasons
     inputs = json.loads((run_dir / "manifest.json").read_text())["inputs"]

@@ -22,3 +22,12 @@ def test_a_stage_reruns_only_when_the_stages_before_it_passed():
 def test_rerunning_a_stage_makes_the_later_passed_stages_stale():
     _, stale = _plan(["subset"], {"subset": "passed", "members": "passed"})
     assert stale == {"members"}
+
+
+def test_a_not_applicable_stage_is_neither_required_nor_run():
+    # re-running the report after members and mapping passed: transfers and rewards do not apply
+    previous = {"subset": "passed", "members": "passed", "mapping": "passed", "transfers": "not_applicable",
+                "rewards": "not_applicable", "report": "failed"}
+    assert _plan(["report"], previous, {"transfers", "rewards"}) == (["report"], set())
+    with pytest.raises(UsageError, match="needs stage transfers"):
+        _plan(["report"], previous)

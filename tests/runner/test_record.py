@@ -33,3 +33,21 @@ def test_index_says_whether_personal_data_is_masked(tmp_path):
     for params, run_config in (({"show_pii": True}, {"show_pii": False}), ({"show_pii": False}, {"show_pii": True})):
         text = _index_text(tmp_path, params, run_config)
         assert "shown unmasked" in text and "is masked" not in text
+
+
+def test_a_not_applicable_stage_does_not_fail_the_run_and_is_shown_plainly(tmp_path):
+    from loyalty_toolkit.runner.record import write_index
+
+    stages = [stage_entry("subset", "passed", 1, None), stage_entry("transfers", "not_applicable", None, None),
+              stage_entry("report", "passed", 1, None)]
+    s = build_summary("r1", stages, None, None, {"transfers": "no sources.ledger and no sources.opening_balances"})
+    assert s["status"] == "passed" and s["totals"]["stages_not_applicable"] == 1
+    assert s["totals"]["not_applicable"] == {"transfers": "no sources.ledger and no sources.opening_balances"}
+    assert all(set(st) == DESIGN_STAGE_KEYS for st in s["stages"])
+    assert build_summary("r1", stages[:2] + [stage_entry("report", "failed", 1, None)], "boom")["status"] == "failed"
+    manifest = {"config": {"migration": {"name": "m", "cutover": "2026-06-30"}, "run": {}}, "inputs": {},
+                "parameters": {}}
+    page = write_index(tmp_path, s, manifest).read_text(encoding="utf-8")
+    assert ("<tr class='not_applicable'><td>03_transfers</td><td>not applicable</td><td colspan='6'>no sources.ledger "
+            "and no sources.opening_balances; not run</td></tr>") in page
+    assert "Every stage that applies passed." in page and "Not applicable to this program: 03_transfers." in page

@@ -65,6 +65,9 @@ def test_a_negative_balance_and_an_unmapped_member(explain_run):
     assert "ledger line 12: 15 at Center A: gp-b1 10 (link), NO LOT 5 (negative balance)" in b_text
     assert "negative balance: 5 redeemed beyond every lot (never clipped); held for review (NEGATIVE_BALANCE)" in b_text
     assert "owed -5 = transferred 0 + residue 0 + rejected 0 + held for review -5." in b_text
+    # a redemption beyond every lot is a deficit, not a fallback: explain does not call it one
+    assert "FALLBACK" not in b_text and "fallback" not in b_text
+    assert "paid at least partly by a fallback" in section(explain_member(run_dir, "user-a"), "Why this balance")
     c = story_of(run_dir, "user-c")
     assert (c.balance.owed, c.balance.rejected, c.target_id) == (7, 7, "")
     c_text = render_story(c)

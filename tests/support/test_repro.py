@@ -176,6 +176,19 @@ def test_a_stage_that_did_not_pass_or_does_not_exist_is_a_usage_error(run_dir):
         repro(run_dir / "nothing", "members")
 
 
+def test_a_not_applicable_stage_has_nothing_to_replay_and_does_not_block_a_later_one(run_dir):
+    from loyalty_toolkit.support.repro import _check_passed
+
+    stages = ["subset", "members", "mapping", "transfers", "rewards", "report"]
+    statuses = ["passed"] * 3 + ["not_applicable"] * 2 + ["passed"]
+    _write(run_dir / "summary.json", json.dumps({"run_id": "r1", "stages": [
+        {"name": n, "status": st} for n, st in zip(stages, statuses)]}))
+    with pytest.raises(UsageError, match="stage 03_transfers did not apply to this program"):
+        _check_passed(run_dir, "transfers", stages[:3])
+    _write(run_dir / "stages" / "05_report.json", json.dumps({"name": "report", "status": "passed"}))
+    assert _check_passed(run_dir, "report", stages[:5]) == ["subset", "members", "mapping"]
+
+
 # -- a replay ----------------------------------------------------------------------------------------
 
 def test_a_faithful_replay_is_identical_and_is_seeded_with_earlier_work_only(run_dir, replay_with):

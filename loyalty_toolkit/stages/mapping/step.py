@@ -106,7 +106,7 @@ def run(ctx: StageContext) -> MappingOutcome:
         export_path, result_path = rehearsal.members_export, rehearsal.import_result
     else:
         export_path, result_path = tm.path, tm.import_result
-    region = tm.default_region or cfg.sources.members.default_region
+    region = cfg.phone_region("target_members")
     target = read_target_members(ctx.freeze_input("target_members", export_path), default_region=region,
                                  stage=ctx.stage)
     migrated = ctx.store.read_table("members")

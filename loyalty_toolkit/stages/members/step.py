@@ -30,6 +30,7 @@ class MembersOutcome:
         c = self.result.counts()
         return StageFigures(rows_in=c["rows_read"], rows_out=c["accepted"], rows_rejected=c["rejected"],
                             totals={"duplicate_groups": c["duplicate_groups"], "duplicate_members": c["duplicate_members"],
+                                    "identifiers_dropped": c["identifiers_dropped"],
                                     "xml_files": len(self.xml_files),
                                     "members_in_xml": int(self.conservation["rows_in_xml"].iloc[0])})
 
@@ -49,6 +50,10 @@ class MembersOutcome:
         """A few rejects per reason, personal data masked."""
         r = self.result.rejects.sort_values(["reason_code", "line"]).groupby("reason_code").head(n)
         return _mask_values(r, self.show_pii)
+
+    def review(self) -> pd.DataFrame:
+        """Accepted members with a bad optional identifier left out: file, line, reason, value (masked)."""
+        return _mask_values(self.result.review, self.show_pii)
 
     def duplicates(self) -> pd.DataFrame:
         return mask_frame(self.result.duplicates, show_pii=self.show_pii)
@@ -107,4 +112,5 @@ def commit(ctx: StageContext, outcome: MembersOutcome, gate_report) -> None:
     """Record the figures and commit the tables; raises GateFailed on a critical failure."""
     ctx.finish(gate_report, outcome.figures(), {"members": outcome.result.members,
                                                 "member_rejects": outcome.result.rejects,
+                                                "member_review": outcome.result.review,
                                                 "duplicate_candidates": outcome.result.duplicates})

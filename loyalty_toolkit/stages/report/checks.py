@@ -70,9 +70,10 @@ def _in_pairs(frame: pd.DataFrame, keys: tuple[str, str], member_map: pd.DataFra
 
 
 def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFrame:
-    """Every check that ties the stages to each other, to the staging database and to the files."""
+    """Every check that ties the stages to each other, to the staging database and to the files;
+    the checks of a stage the program does not need are left out (it never ran)."""
     rec, tot, t = view.record, view.totals, view.table
-    m, r = member_counts(view), reward_counts(view)
+    m = member_counts(view)
     accepted_ids = text_column(t("members"), "legacy_id")
     mapped_ids = text_column(t("member_map"), "legacy_id")
     rows = [
@@ -90,6 +91,30 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
               "staging: members", m["accepted"], "<="),
         check("members: every mapped member was accepted in stage 01", "member_map rows found in members",
               int(member_of(mapped_ids, accepted_ids).sum()), "staging: member_map", m["mapped"]),
+    ]
+    if view.applies("transfers"):
+        rows += _transfer_checks(view, points)
+    if view.applies("rewards"):
+        rows += _reward_checks(view, mapped_ids)
+    for stage in (s for s in EARLIER_STAGES if view.applies(s)):
+        record = rec(stage)
+        stem = notebook_name(stage)
+        if stage == "subset":
+            extra, label = tot(stage).get("rows_left_out"), "rows out + rows left out"
+        else:
+            extra, label = record.get("rows_rejected"), "rows out + rows rejected"
+        out = record.get("rows_out")
+        rows.append(check(f"{stem}: rows in = {label}", "rows in", record.get("rows_in"), label,
+                          None if out is None or extra is None else int(out) + int(extra)))
+        rows.append(check(f"{stem}: passed and committed", "stage record: status", record.get("status"),
+                          "staging: _stages", "passed" if stage in view.completed else "not committed"))
+    return pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
+
+
+def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str, Any]]:
+    """Stage 03's figures against its tables, its files and stage 02's map (a program with points)."""
+    tot, t = view.totals, view.table
+    rows = [
         check("points: owed before, stage 03's record = its tables", "stage 03 record: points owed before",
               tot("transfers").get("points_owed_before"), "staging: ledger owed + opening balances", points["before"]),
         check("points: owed after, stage 03's record = its tables", "stage 03 record: points owed after",
@@ -109,11 +134,12 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
             rows.append(check(f"points: every {key} reconciles (ledger = lots = transfer side)", f"{key}s that agree",
                               int(by_key(frame, total, key)["agree"].iloc[:-1].sum()), f"{key}s", len(frame)))
     rf = t("liability_roll_forward")
+    tied = roll_forward(rf)
+    # a ledger with no entry and no opening balance has no roll-forward row: its closing sums to 0
+    rows.append(check("points: closing liability (roll-forward, all centers) = points owed before",
+                      "liability_roll_forward: sum of closing", tied["closing"].iloc[-1] if len(rf) else Decimal(0),
+                      "points owed before", points["before"]))
     if len(rf):
-        tied = roll_forward(rf)
-        rows.append(check("points: closing liability (roll-forward, all centers) = points owed before",
-                          "liability_roll_forward: sum of closing", tied["closing"].iloc[-1], "points owed before",
-                          points["before"]))
         rows.append(check("points: every roll-forward row ties", "rows that tie", int(tied["ties"].iloc[:-1].sum()),
                           "roll-forward rows", len(rf)))
     outputs = t("transfer_outputs")
@@ -134,6 +160,23 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
               len(t("unit_transfers"))),
         check("transfers: rejects committed = rows in its reject file", "staging: transfer_rejects",
               len(t("transfer_rejects")), "rejects/transfers.csv", view.reject_files.get("transfers")),
+    ]
+    opening = tot("transfers").get("opening")
+    if opening:
+        rows.append(check("points: opening conversion residue, stage 03's record = its tables",
+                          "stage 03 record: opening conversion_residue", opening.get("conversion_residue"),
+                          "staging: opening_balances residue", points["opening_residue"]))
+        rows.append(check("points: opening balances exact = points + conversion residue",
+                          "staging: opening_balances points_exact", points["opening_exact"],
+                          "staging: points + residue", points["opening"] + points["opening_residue"]))
+    return rows
+
+
+def _reward_checks(view: RunView, mapped_ids) -> list[dict[str, Any]]:
+    """Stage 04's figures against its tables, its files and stage 02's map (a program with rewards)."""
+    tot, t = view.totals, view.table
+    r = reward_counts(view)
+    rows = [
         check("rewards: attributions in stage 04's record = states committed", "stage 04 record: attributions",
               tot("rewards").get("attributions"), "staging: reward_state", r["attributions"]),
     ]
@@ -159,19 +202,7 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
               "stage 04 record: earnreward rows written", (tot("rewards").get("import") or {}).get("earn_rows_written"),
               "staging: reward_import earned", r["earned"]),
     ]
-    for stage in EARLIER_STAGES:
-        record = rec(stage)
-        stem = notebook_name(stage)
-        if stage == "subset":
-            extra, label = tot(stage).get("rows_left_out"), "rows out + rows left out"
-        else:
-            extra, label = record.get("rows_rejected"), "rows out + rows rejected"
-        out = record.get("rows_out")
-        rows.append(check(f"{stem}: rows in = {label}", "rows in", record.get("rows_in"), label,
-                          None if out is None or extra is None else int(out) + int(extra)))
-        rows.append(check(f"{stem}: passed and committed", "stage record: status", record.get("status"),
-                          "staging: _stages", "passed" if stage in view.completed else "not committed"))
-    return pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
+    return rows
 
 
 # -- headline and checklist --------------------------------------------------------------------
@@ -189,20 +220,36 @@ HEADLINE_LABELS = {
     "rewards_earned_in_splio": "rewards earned in Splio (step two: internal ids, import day)",
     "rewards_waiting": "rewards waiting for Splio's master reward export (not a failure)",
     "rows_rejected": "input rows rejected (all files, itemised)",
+    "opening_conversion_residue": "opening balances: conversion residue (rounded away, accounted for)",
+    "stages_not_applicable": "stages not applicable to this program (not run)",
 }
+POINTS_FIGURES = ("members_with_points", "points_owed_before", "points_owed_after", "points_difference",
+                  "points_transferred", "points_expired", "opening_conversion_residue")
+REWARD_FIGURES = ("rewards_active", "rewards_burned", "rewards_expired", "rewards_earned_in_splio",
+                  "rewards_waiting", "coupon_codes")
 
 
 def headline(view: RunView, points: dict[str, Decimal], conservation: pd.DataFrame) -> dict[str, Any]:
-    """The figures a reviewer signs: JSON-ready (points as exact text)."""
+    """The figures a reviewer signs: JSON-ready (points as exact text). Only the stages that ran
+    give figures: no points figure for a program without points, no reward figure without rewards;
+    ``stages_not_applicable`` names the stages left out."""
     m, r = member_counts(view), reward_counts(view)
-    return {"members_read": m["read"], "members_accepted": m["accepted"], "members_rejected": m["rejected"],
-            "members_migrated": m["mapped"], "members_not_mapped": m["not_mapped"],
-            "members_with_points": m["with_points"], "points_owed_before": str(points["before"]),
-            "points_owed_after": str(points["after"]), "points_difference": str(points["difference"]),
-            "points_transferred": str(points["transferred"]), "points_expired": str(points["expired"]),
-            "rewards_active": r["active"], "rewards_burned": r["burned"], "rewards_expired": r["expired"],
-            "rewards_earned_in_splio": r["earned"], "rewards_waiting": r["waiting"] + r["unresolved"],
-            "coupon_codes": r["coupon_codes_in_files"], "rows_rejected": int(conservation["rows_rejected"].sum())}
+    out = {"members_read": m["read"], "members_accepted": m["accepted"], "members_rejected": m["rejected"],
+           "members_migrated": m["mapped"], "members_not_mapped": m["not_mapped"],
+           "members_with_points": m["with_points"], "points_owed_before": str(points["before"]),
+           "points_owed_after": str(points["after"]), "points_difference": str(points["difference"]),
+           "points_transferred": str(points["transferred"]), "points_expired": str(points["expired"]),
+           "opening_conversion_residue": str(points["opening_residue"]),
+           "rewards_active": r["active"], "rewards_burned": r["burned"], "rewards_expired": r["expired"],
+           "rewards_earned_in_splio": r["earned"], "rewards_waiting": r["waiting"] + r["unresolved"],
+           "coupon_codes": r["coupon_codes_in_files"], "rows_rejected": int(conservation["rows_rejected"].sum())}
+    if not view.applies("transfers"):
+        out = {k: v for k, v in out.items() if k not in POINTS_FIGURES}
+    if not view.applies("rewards"):
+        out = {k: v for k, v in out.items() if k not in REWARD_FIGURES}
+    if view.not_applicable:
+        out["stages_not_applicable"] = ", ".join(notebook_name(s) for s in view.not_applicable)
+    return out
 
 
 def headline_table(figures: dict[str, Any]) -> pd.DataFrame:
@@ -223,12 +270,20 @@ def _shown(v: Any) -> str:
 
 def checklist(figures: dict[str, Any], checks: pd.DataFrame, conservation: pd.DataFrame,
               gates: pd.DataFrame) -> pd.DataFrame:
-    """The sign-off checklist: each figure, its value, whether it holds, and what it proves."""
+    """The sign-off checklist: each figure, its value, whether it holds, and what it proves. The
+    points lines appear only when stage 03 ran, the rewards line only when stage 04 ran; a last
+    line names the stages that did not apply."""
     f, s = figures, _shown
+    gates = gates[gates["status"] != "not_applicable"]
     agreeing = int(checks["agree"].sum())
     files_ok = int(conservation["agree"].sum())
-    closing = checks[checks["check"].str.startswith("points: closing liability")]
-    coupons = checks[checks["check"] == "rewards: active rewards with a code = coupon codes written"]
+
+    def pair(name: str) -> tuple[str, bool]:
+        row = checks[checks["check"] == name]
+        if not len(row):
+            return MISSING, False
+        return f"{s(row['left_value'].iloc[0])} = {s(row['right_value'].iloc[0])}", bool(row["agree"].all())
+
     members_ok = (f["members_read"] == f["members_accepted"] + f["members_rejected"]
                   and f["members_migrated"] + f["members_not_mapped"] == f["members_accepted"])
     critical = int(pd.to_numeric(gates["critical_failed"]).sum())
@@ -242,26 +297,40 @@ def checklist(figures: dict[str, Any], checks: pd.DataFrame, conservation: pd.Da
          f"{s(f['members_read'])} = {s(f['members_accepted'])} + {s(f['members_rejected'])}; "
          f"{s(f['members_accepted'])} = {s(f['members_migrated'])} + {s(f['members_not_mapped'])}", members_ok,
          "Every member is migrated, rejected with a reason (stage 01) or on stage 02's review list: none vanishes."),
-        ("points owed before = points owed after",
-         f"{s(f['points_owed_before'])} = {s(f['points_owed_after'])}, difference {s(f['points_difference'])}",
-         Decimal(f["points_difference"]) == 0,
-         "The migration changes what the company owes its members by exactly zero, computed from the staging "
-         "tables apart from stage 03's own figures."),
-        ("closing liability (roll-forward) = points owed before",
-         f"{s(closing['left_value'].iloc[0])} = {s(closing['right_value'].iloc[0])}" if len(closing) else MISSING,
-         bool(len(closing)) and bool(closing["agree"].all()),
-         "Per center and program, opening + accrued - redeemed - expired = closing, and the closings add up "
-         "to what is owed."),
-        ("rewards active at the cutover with a code = coupon codes written",
-         f"{s(coupons['left_value'].iloc[0])} = {s(coupons['right_value'].iloc[0])}" if len(coupons) else MISSING,
-         bool(len(coupons)) and bool(coupons["agree"].all()),
-         "Every reward still owed goes to the target as a code; burned and expired rewards do not."),
+    ]
+    if "points_difference" in f:
+        opening, opening_ok = pair("points: opening balances exact = points + conversion residue")
+        if opening != MISSING:
+            rows.append(("opening balances converted exactly = points imported + conversion residue",
+                         f"{opening} (residue {s(f['opening_conversion_residue'])})", opening_ok,
+                         "Revenue converted to points and rounded once: the fractions rounded away are counted, "
+                         "so every point of the opening balances is accounted for."))
+        closing, closing_ok = pair("points: closing liability (roll-forward, all centers) = points owed before")
+        rows += [
+            ("points owed before = points owed after",
+             f"{s(f['points_owed_before'])} = {s(f['points_owed_after'])}, difference {s(f['points_difference'])}",
+             Decimal(f["points_difference"]) == 0,
+             "The migration changes what the company owes its members by exactly zero, computed from the staging "
+             "tables apart from stage 03's own figures."),
+            ("closing liability (roll-forward) = points owed before", closing, closing_ok,
+             "Per center and program, opening + accrued - redeemed - expired = closing, and the closings add up "
+             "to what is owed."),
+        ]
+    if "rewards_active" in f:
+        coupons, coupons_ok = pair("rewards: active rewards with a code = coupon codes written")
+        rows.append(("rewards active at the cutover with a code = coupon codes written", coupons, coupons_ok,
+                     "Every reward still owed goes to the target as a code; burned and expired rewards do not."))
+    rows += [
         ("cross-stage checks that agree", f"{agreeing} of {len(checks)}", agreeing == len(checks) and len(checks) > 0,
          "The stages' records, the staging database and the files written tell the same story."),
-        ("critical expectations failed, stages 00-04", str(critical),
+        ("critical expectations failed, stages that apply", str(critical),
          critical == 0 and bool((gates["status"] == "passed").all()),
          "Every stage's gate passed; its Data Docs hold the evidence."),
-        ("warnings raised, stages 00-04", str(warnings), True,
+        ("warnings raised, stages that apply", str(warnings), True,
          "Itemised exceptions (rejects, fallback matches, review lists) to read before signing; not failures."),
     ]
+    if "stages_not_applicable" in f:
+        rows.append(("stages not applicable to this program", f["stages_not_applicable"], True,
+                     "The program does not need these stages (no points: no 03_transfers; no reward files: no "
+                     "04_rewards); they did not run and none of their figures is signed here."))
     return pd.DataFrame(rows, columns=["figure", "value", "holds", "proves"])

@@ -45,6 +45,11 @@ class RunView:
     completed: set[str] = field(default_factory=set)  # stages committed in the staging database (_stages)
     reject_files: dict[str, int] = field(default_factory=dict)  # stage -> rows in rejects/<stage>.csv
     coupon_codes: set[str] = field(default_factory=set)  # the codes in output/openloyalty/coupons_*.csv
+    not_applicable: dict[str, str] = field(default_factory=dict)  # stage -> why the program does not need it
+
+    def applies(self, stage: str) -> bool:
+        """Whether the program needs ``stage`` (a not-applicable stage never ran and is not signed)."""
+        return stage not in self.not_applicable
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
@@ -83,7 +88,9 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     Before: the ledger's balances (``reconciliation_total.owed_ledger``) + the opening balances read.
     After: whole points in the unit transfers (adding - spending) + the rounding residue of every
     transfer (zero-point ones too) + points of members stage 02 did not map (itemised per member) +
-    negative balances held for review (negative) + opening rows matched to no member.
+    negative balances held for review (negative) + opening rows matched to no member. The opening
+    balances' conversion (revenue -> points, rounded once) is shown beside them: exact = points +
+    conversion residue, so the points the rounding took are accounted for too.
     """
     t = view.table
     rows = pd.concat([t("unit_transfers"), t("unit_transfers_zero")], ignore_index=True)
@@ -92,6 +99,8 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     e_sign = np.where(text_column(emitted, "type") == SPENDING, -1, 1)
     ledger = dec_sum(_column(t("reconciliation_total"), "owed_ledger"))
     opening = dec_sum(_column(t("opening_balances"), "points"))
+    opening_exact = dec_sum(_column(t("opening_balances"), "points_exact"))
+    opening_residue = dec_sum(_column(t("opening_balances"), "residue"))
     transferred = Decimal(int(e_sign @ _ints(emitted, "points")))
     residue = Decimal(int(sign @ _ints(rows, "residue_units"))).scaleb(-6)
     rejected = dec_sum(_column(t("transfer_per_member"), "rejected"))
@@ -103,14 +112,18 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     expired = Decimal(int(_ints(lots, "remaining_units")[text_column(lots, "status") == "expired"].sum())).scaleb(-6)
     out = {"ledger_owed": ledger, "opening": opening, "before": before, "transferred": transferred,
            "residue": residue, "rejected": rejected, "review": review, "opening_unmatched": unmatched,
-           "after": after, "difference": before - after, "expired": expired}
+           "after": after, "difference": before - after, "expired": expired, "opening_exact": opening_exact,
+           "opening_residue": opening_residue}
     return {k: plain_decimal(v) for k, v in out.items()}
 
 
 def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
-    """The points conservation as the reviewer reads it: before, the parts of after, the difference."""
-    rows = [("points owed before: the ledger's balances at the cutover", points["ledger_owed"]),
-            ("points owed before: opening balances", points["opening"]),
+    """The points conservation as the reviewer reads it: the opening balances' conversion, before,
+    the parts of after, the difference."""
+    rows = [("opening balances: revenue converted to points, exact (before rounding)", points["opening_exact"]),
+            ("opening balances: conversion residue (fractions rounded away, once)", points["opening_residue"]),
+            ("points owed before: the ledger's balances at the cutover", points["ledger_owed"]),
+            ("points owed before: opening balances (exact - conversion residue)", points["opening"]),
             ("POINTS OWED BEFORE", points["before"]),
             ("after: whole points in unit transfers (adding - spending)", points["transferred"]),
             ("after: rounding residue (fractions not transferred)", points["residue"]),
@@ -142,7 +155,10 @@ def unmapped_lot_points(view: RunView) -> Decimal:
 
 
 def by_key(frame: pd.DataFrame, total: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Stage 03's reconciliation per center or program with the total below (points as Decimals)."""
+    """Stage 03's reconciliation per center or program with the total below (points as Decimals);
+    empty when stage 03 did not run (a program without points)."""
+    if key not in frame.columns:
+        return pd.DataFrame(columns=[key, "owed_ledger", "owed_lots", "transfers", "difference", "agree"])
     cols = [c for c in ("owed_ledger", "owed_lots", "transfers", "difference", "transfer_difference")
             if c in frame.columns]
     body = frame[[key, *cols]].copy()
@@ -160,7 +176,10 @@ RF_POINTS = ("opening", "accrued", "redeemed", "expired", "closing", "open", "pe
 
 def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
     """The liability roll-forward per center and program, a total row, and whether each row ties:
-    closing = opening + accrued - redeemed - expired = opening + open + pending - deficit."""
+    closing = opening + accrued - redeemed - expired = opening + open + pending - deficit. Empty
+    when stage 03 did not run."""
+    if not {"center", "program"} <= set(rf.columns):
+        return pd.DataFrame(columns=["center", "program", *RF_POINTS, "ties"])
     cols = [c for c in rf.columns if c in RF_POINTS or c.endswith("_value") or c.startswith("cross_center")]
     out = rf[["center", "program", *cols]].copy()
     for c in cols:
@@ -244,9 +263,15 @@ def row_conservation(view: RunView) -> pd.DataFrame:
 # -- the stages' gates -------------------------------------------------------------------------
 
 def stage_gates(view: RunView) -> pd.DataFrame:
-    """Every earlier stage: its status, whether it is committed, its rows and its gate's outcome."""
+    """Every earlier stage: its status, whether it is committed, its rows and its gate's outcome; a
+    stage the program does not need shows ``not_applicable``."""
     rows = []
     for stage in EARLIER_STAGES:
+        if not view.applies(stage):
+            rows.append({"stage": notebook_name(stage), "status": "not_applicable", "committed": False,
+                         "rows_in": None, "rows_out": None, "rows_rejected": None, "expectations": 0, "passed": 0,
+                         "critical_failed": 0, "warnings": 0})
+            continue
         rec = view.records.get(stage)
         gates = (rec or {}).get("gates") or []
         rows.append({"stage": notebook_name(stage), "status": (rec or {}).get("status", "not run"),
@@ -256,6 +281,13 @@ def stage_gates(view: RunView) -> pd.DataFrame:
                      "critical_failed": sum(not g.get("success") and bool(g.get("critical")) for g in gates),
                      "warnings": sum(not g.get("success") and not g.get("critical") for g in gates)})
     return pd.DataFrame(rows, columns=list(GATE_COLUMNS))
+
+
+def not_applicable_table(view: RunView) -> pd.DataFrame:
+    """The stages this program does not need and why: they never ran, and no figure of theirs is signed."""
+    return pd.DataFrame({"stage": [notebook_name(s) for s in view.not_applicable],
+                         "status": ["not_applicable"] * len(view.not_applicable),
+                         "why": list(view.not_applicable.values())}, columns=["stage", "status", "why"])
 
 
 def warnings_raised(view: RunView) -> pd.DataFrame:

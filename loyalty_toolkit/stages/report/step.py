@@ -1,6 +1,7 @@
 """Stage 05, report: the sign-off report a finance reviewer reads before the import files go out.
 
-This step reads what stages 00-04 left in the run dir (their records in ``RUN_DIR/stages/``, the
+This step reads what stages 00-04 left in the run dir (only the stages the program needs: a stage
+``Config.stage_plan`` marks not applicable never ran, and its figures and checks are left out) (their records in ``RUN_DIR/stages/``, the
 staging tables through :class:`StagingStore`, stage 00's ``inputs/inputs.json``, the reject files
 and the coupon files written) and computes, with the pure modules ``stages/report/figures.py`` and
 ``stages/report/checks.py``: the headline figures, row conservation per input file, points
@@ -78,6 +79,17 @@ class ReportOutcome:
     def headline(self) -> pd.DataFrame:
         return report_checks.headline_table(self.figures_)
 
+    def not_applicable(self) -> pd.DataFrame:
+        """The stages this program does not need and why (none for a full program)."""
+        return report.not_applicable_table(self.view)
+
+    def _ran(self, stage: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``, or one line saying the stage did not apply (its section has nothing to show)."""
+        if self.view.applies(stage):
+            return frame
+        return pd.DataFrame({"stage": [notebook_name(stage)], "status": ["not_applicable"],
+                             "why": [self.view.not_applicable[stage]]})
+
     def checklist(self) -> pd.DataFrame:
         return report_checks.checklist(self.figures_, self.checks, self.conservation, self.gates)
 
@@ -88,24 +100,31 @@ class ReportOutcome:
         return report.member_funnel(report.member_counts(self.view))
 
     def points_table(self) -> pd.DataFrame:
-        return report.points_table(self.points)
+        return self._ran("transfers", report.points_table(self.points))
 
     def points_by_center(self) -> pd.DataFrame:
-        return report.by_key(self.view.table("reconciliation_center"), self.view.table("reconciliation_total"), "center")
+        return self._ran("transfers", report.by_key(self.view.table("reconciliation_center"),
+                                                    self.view.table("reconciliation_total"), "center"))
 
     def points_by_program(self) -> pd.DataFrame:
-        return report.by_key(self.view.table("reconciliation_program"), self.view.table("reconciliation_total"),
-                             "program")
+        return self._ran("transfers", report.by_key(self.view.table("reconciliation_program"),
+                                                    self.view.table("reconciliation_total"), "program"))
 
     def roll_forward(self) -> pd.DataFrame:
-        return report.roll_forward(self.view.table("liability_roll_forward"))
+        return self._ran("transfers", report.roll_forward(self.view.table("liability_roll_forward")))
 
     def balance_distribution(self) -> pd.DataFrame:
-        """Members per band of the balance owed at the cutover (stage 03's bands, from its tables)."""
+        """Members per band of the balance owed at the cutover (stage 03's bands, from its tables);
+        empty for a program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=["balance", "members", "points"])
         return balance_bands(self.view.table("lot_balances"), self.view.table("lots"))
 
     def expiry_calendar(self) -> pd.DataFrame:
-        """Open and pending points by the month they expire, in the ledger's timezone."""
+        """Open and pending points by the month they expire, in the ledger's timezone; empty for a
+        program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=["month", "points"])
         return expiry_calendar(self.view.table("lots"), self.timezone)
 
     def rewards(self) -> pd.DataFrame:
@@ -120,7 +139,7 @@ class ReportOutcome:
                 ("  master reward not in the export (listed, not written)", r["unresolved"]),
                 ("burn rows waiting for the master reward export", r["burns_waiting"]),
                 ("history: burned or expired, not earned again in Splio", r["history"])]
-        return pd.DataFrame(rows, columns=["figure", "rewards"])
+        return self._ran("rewards", pd.DataFrame(rows, columns=["figure", "rewards"]))
 
     def stage_gates(self) -> pd.DataFrame:
         return self.gates
@@ -133,6 +152,11 @@ class ReportOutcome:
         rows = []
         for g in self.gates.to_dict("records"):
             stem = g["stage"]
+            if g["status"] == "not_applicable":
+                rows.append(f"<tr><td>{html.escape(stem)}</td><td>not applicable</td>"
+                            f"<td colspan='5'>{html.escape(self.view.not_applicable.get(stem[3:], ''))}; "
+                            "not run</td></tr>")
+                continue
             cells = [html.escape(str(g[c])) for c in ("stage", "status", "expectations", "passed", "critical_failed",
                                                        "warnings")]
             links = (f'<a href="{html.escape(stem)}.html">report</a> '
@@ -168,8 +192,10 @@ def read_view(ctx: StageContext) -> report.RunView:
     codes: set[str] = set()
     for p in sorted((ctx.run_dir / "output" / "openloyalty").glob(f"{COUPON_PREFIX}*.csv")):
         codes.update(read_coupon_file(p))
+    plan = ctx.config.stage_plan()
     return report.RunView(records=records, tables=tables, inputs=ctx.frozen_inputs(),
-                          completed=set(store.completed_stages()), reject_files=reject_files, coupon_codes=codes)
+                          completed=set(store.completed_stages()), reject_files=reject_files, coupon_codes=codes,
+                          not_applicable={s: why for s, why in plan.items() if why and s in report.EARLIER_STAGES})
 
 
 def count_csv_records(path: Path) -> int:
@@ -199,12 +225,13 @@ def _gate_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
     points = pd.DataFrame([{"before_units": report.units(p["before"]), "after_units": report.units(p["after"]),
                             "difference_units": report.units(p["difference"]),
                             # no roll-forward at all cannot tie: it shows as a closing of -1 micro-point
-                            "closing_units": report.units(closing.iloc[0]) if len(closing) else -1}])
+                            "closing_units": report.units(closing.iloc[0]) if len(closing)
+                            else 0 if not outcome.view.applies("transfers") else -1}])
     checks = outcome.checks[["check", "relation", "left_value", "right_value", "agree"]].copy()
     checks["agree"] = checks["agree"].astype(bool)
     c = outcome.conservation
     conservation = c[["input", "stage", "rows_read", "rows_accepted", "rows_rejected", "rows_accounted"]].copy()
-    g = outcome.gates
+    g = outcome.gates[outcome.gates["status"] != "not_applicable"]  # not run: nothing to sign
     stages = pd.DataFrame({"stage": g["stage"], "status": g["status"], "committed": g["committed"].astype(bool),
                            "critical_failed": g["critical_failed"].astype(np.int64)})
     return {"checks": checks, "points": points, "conservation": conservation, "stages": stages}
@@ -213,7 +240,8 @@ def _gate_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
 def gate(ctx: StageContext, outcome: ReportOutcome):
     """Critical: every cross-stage check agrees; points owed before = after, difference 0, and the
     roll-forward's closing = points owed before; rows read = accepted + rejected per input file; every
-    earlier stage passed and is committed. Warning: rejected rows."""
+    earlier stage that applies passed and is committed. Warning: rejected rows. Without points (no
+    stage 03) every points figure is 0 and the closing is 0."""
     return ctx.gate(_gate_tables(outcome))
 
 

@@ -44,12 +44,15 @@ class MemberSelection:
 
 def member_classes(members: pd.DataFrame, *, source_file: str, default_region: str, timezone: str,
                    date_format: str | None) -> dict[str, list[int]]:
-    """Defect class -> member lines that show it: reject reasons, duplicate kinds, national phones."""
+    """Defect class -> member lines that show it: reject reasons, identifiers left out (review),
+    duplicate kinds, national phones."""
     result = prepare_members(members, source_file=source_file, default_region=default_region,
                              timezone=timezone, date_format=date_format)
     classes: dict[str, list[int]] = {}
     for code, grp in result.rejects.groupby("reason_code", sort=True):
         classes[f"reject:{code}"] = sorted(int(x) for x in grp["line"])
+    for code, grp in result.review.groupby("reason_code", sort=True):
+        classes[f"review:{code}"] = sorted(int(x) for x in grp["line"])
     for ident, grp in result.duplicates.groupby("identifier", sort=True):
         first_group = sorted(grp["group_id"].unique())[0]
         classes[f"duplicate:{ident}"] = sorted(int(x) for x in grp.loc[grp["group_id"] == first_group, "source_line"])

@@ -89,7 +89,7 @@ def _select(ctx: StageContext, tables: dict[str, CsvTable]) -> tuple[dict[str, l
         kept["ledger"] = list(keep[keep].index)
     if "opening_balances" in tables:
         ob = to_frame(tables["opening_balances"], cfg.sources.opening_balances.column_map())
-        ekey, phone = logic.opening_keys(ob, msrc.default_region)
+        ekey, phone = logic.opening_keys(ob, cfg.phone_region("opening_balances"))
         keep = ekey.isin(keys.email_keys) | phone.isin(keys.phones)
         all_members = logic.MemberKeys.of(members, msrc.default_region)
         unmatched = ~(ekey.isin(all_members.email_keys) | phone.isin(all_members.phones))

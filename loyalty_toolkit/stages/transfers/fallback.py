@@ -27,7 +27,8 @@ def allocate_slow(slow_user, lot_user, lot_amt, lot_act, lot_line, lot_end,
     Inputs are the engine's lot and redemption arrays (integer member codes, micro-points, UTC
     microseconds; ``link`` = lot index or -1, ``first_method`` = 0 link, 1 missing, 2 unknown).
 
-    Returns allocation pieces in order: redemption index, lot index (-1 = deficit), points, method.
+    Returns allocation pieces in order: redemption index, lot index (-1 = deficit, method 4), points,
+    method.
     """
     lsel = np.flatnonzero(slow_user[lot_user])
     lsel = lsel[np.lexsort((lot_line[lsel], lot_act[lsel], lot_user[lsel]))]
@@ -108,7 +109,7 @@ def _walk(lb, rb, L_idx, L_amt, L_act, L_line, L_end, R_idx, R_amt, R_act, R_lin
                         need -= take
                         out_r.append(r); out_l.append(L_idx[l0 + j]); out_p.append(take); out_m.append(method)
                     j += 1
-            if need:
-                out_r.append(r); out_l.append(-1); out_p.append(need); out_m.append(method)
+            if need:  # no lot can pay it: the deficit (method 4, lots.DEFICIT), whatever the link said
+                out_r.append(r); out_l.append(-1); out_p.append(need); out_m.append(4)
     return (np.asarray(out_r, dtype=np.int64), np.asarray(out_l, dtype=np.int64),
             np.asarray(out_p, dtype=np.int64), np.asarray(out_m, dtype=np.int8))

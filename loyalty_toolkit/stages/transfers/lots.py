@@ -14,6 +14,9 @@ Redemptions are applied in action order (ties by line):
    the member's points all the same. Only then do lots accrued *later* pay it, oldest first:
    Zenoti's rule that later accruals pay a negative balance first (help.zenoti.com 660083).
 3. What no lot can pay is the member's ``deficit``: a negative balance, reported, never clipped.
+   That piece has method ``deficit`` (no lot): it is not a fallback, so a redemption that exceeds
+   every lot of its member counts as a deficit, not as ``fallback_overflow``; a fallback is a piece
+   some other lot than the named one actually paid.
 
 A lot never goes below zero. Entries dated after the cutover belong to the delta migration and are
 left out (``LotResult.after_cutover``). As of the cutover a lot is ``expired`` when its effective
@@ -51,8 +54,9 @@ LINK = "link"
 FALLBACK_MISSING = "fallback_missing_link"
 FALLBACK_UNKNOWN = "fallback_unknown_link"
 FALLBACK_OVERFLOW = "fallback_overflow"
-METHODS: tuple[str, ...] = (LINK, FALLBACK_MISSING, FALLBACK_UNKNOWN, FALLBACK_OVERFLOW)
-FALLBACK_METHODS: tuple[str, ...] = METHODS[1:]
+DEFICIT = "deficit"  # the part no lot could pay (lot_id ""): a negative balance, not a fallback
+METHODS: tuple[str, ...] = (LINK, FALLBACK_MISSING, FALLBACK_UNKNOWN, FALLBACK_OVERFLOW, DEFICIT)
+FALLBACK_METHODS: tuple[str, ...] = METHODS[1:4]
 
 
 _NAT = np.iinfo(np.int64).min  # "no time": no start, no expiry
@@ -232,7 +236,8 @@ def build_lots(entries: pd.DataFrame, *, cutover: datetime) -> LotResult:
     deficit = ~has_lot
     first_piece = np.ones(len(a_red), dtype=bool)
     first_piece[1:] = (a_red[1:] != a_red[:-1]) | (a_meth[1:] != a_meth[:-1])
-    fell_back = first_piece & (a_meth > 0)  # one per redemption that needed a fallback
+    # one per redemption that needed a fallback (the deficit piece is none: no lot paid it)
+    fell_back = first_piece & (a_meth > 0) & (a_meth < METHODS.index(DEFICIT))
     sums = {
         "accrued": _per_key(n, lot_user, lot_amt),
         "redeemed": _per_key(n, red_user, red_amt),

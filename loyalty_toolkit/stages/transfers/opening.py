@@ -16,6 +16,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from loyalty_toolkit.mask import mask_email, mask_phone
 from loyalty_toolkit.model import OPEN, REJECT_COLUMNS
 from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.shared.identifiers import match_phone_email
@@ -135,15 +136,8 @@ def _unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phone, m_em
             raw("points_exact", rows), raw("residue", rows)):
         if count == 0:
             legacy, code = "", OPENING_NO_MEMBER
-            ph, em = by_phone.get((b_phone[row],), []), by_email.get((b_email[row],), [])
-            if ph and em:
-                msg = (f"no member has both: the phone is member {', '.join(ph)}'s, "
-                       f"the email member {', '.join(em)}'s")
-            elif ph or em:
-                msg = (f"the {'phone' if ph else 'email'} is member {', '.join(ph or em)}'s, "
-                       f"but the {'email' if ph else 'phone'} is not")
-            else:
-                msg = "no accepted member has this phone or this email"
+            msg = no_member_message(b_phone[row], b_email[row], by_phone.get((b_phone[row],), []),
+                                    by_email.get((b_email[row],), []))
         elif count > 1:
             legacy, code = "", OPENING_MEMBER_AMBIGUOUS
             owners = pair_owners[(b_phone[row], b_email[row])]
@@ -154,6 +148,18 @@ def _unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phone, m_em
         out.append((STAGE, file, int(line), lot_id, "phone+email", code, f"opening balance of {pts} points: {msg}",
                     f"{phone}|{email}", legacy, lot_id, int(pts), exact, residue))
     return out
+
+
+def no_member_message(phone: str, email_key: str, phone_owners, email_owners) -> str:
+    """Why no member holds an opening row's pair: each identifier (masked) and whom it belongs to,
+    e.g. ``no member holds both: the phone ********5017 is member G2's, the email j***@mail.vn is no
+    accepted member's``. The phone is shown as read in the file's region, so a wrong region shows."""
+    def whose(kind: str, shown: str, owners) -> str:
+        who = f"member {', '.join(owners)}'s" if len(owners) else "no accepted member's"
+        return f"the {kind} {shown or '(empty)'} is {who}"
+
+    return (f"no member holds both: {whose('phone', mask_phone(phone), phone_owners)}, "
+            f"{whose('email', mask_email(email_key), email_owners)}")
 
 
 def member_phones(balances: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, int]:

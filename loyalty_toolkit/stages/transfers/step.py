@@ -25,15 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from loyalty_toolkit.config import LedgerSource
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.sources.csvfile import read_table, to_frame
-from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS
+from loyalty_toolkit.sources.ledger.parse import ENGINE_COLUMNS, ENGINE_FIELDS, parse_ledger
 from loyalty_toolkit.sources.ledger.stream import read_and_parse_ledger
 from loyalty_toolkit.sources.opening_balances import OpeningParse, parse_opening
 from loyalty_toolkit.stages.context import StageContext, release_free_memory
@@ -73,6 +75,9 @@ from loyalty_toolkit.store.spool import background_pending
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
 LOT_TIME_TWINS = ("expires_at_us", "unlock_at_us", "action_at_us")
 STORED_LOT_COLUMNS = [c for c in OPENING_LOT_COLUMNS if c not in LOT_TIME_TWINS]
+# A program with opening balances and no points ledger reads this empty one (no file, no row).
+NO_LEDGER = LedgerSource.model_construct(path=Path("(no ledger)"), encoding="auto", delimiter="auto", timezone="UTC",
+                                         columns={})
 CONSERVATION_COLUMNS = ("input", "file", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
                         "rows_accounted")
 
@@ -84,16 +89,21 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     member slice (about ``slice_entries`` ledger rows each), write the files (pending the gate) and
     the rejects, and reconcile everything."""
     cfg = ctx.config
-    if cfg.sources.ledger is None:
-        raise ConfigError("stage 03 needs sources.ledger (the points-liability export)", stage=ctx.stage,
-                          file=cfg.path.name, field="sources.ledger")
     tcfg, cutover = cfg.transfers, cfg.migration.cutover
     frozen = ctx.frozen_inputs()
-    src = ctx.source("ledger")
-    # block by block: the source text of a 10M-row ledger (~4 GB) is never held whole
-    parsed = read_and_parse_ledger(src, stage=ctx.stage, fields=ENGINE_FIELDS, timezone=src.timezone,
-                                   date_format=getattr(src, "date_format", None), columns=src.column_map(),
-                                   entry_columns=ENGINE_COLUMNS)
+    if cfg.sources.ledger is None and cfg.sources.opening_balances is None:
+        raise ConfigError("stage 03 needs sources.ledger or sources.opening_balances (a program with points)",
+                          stage=ctx.stage, file=cfg.path.name, field="sources.ledger")
+    if cfg.sources.ledger is not None:
+        src = ctx.source("ledger")
+        # block by block: the source text of a 10M-row ledger (~4 GB) is never held whole
+        parsed = read_and_parse_ledger(src, stage=ctx.stage, fields=ENGINE_FIELDS, timezone=src.timezone,
+                                       date_format=getattr(src, "date_format", None), columns=src.column_map(),
+                                       entry_columns=ENGINE_COLUMNS)
+    else:  # opening balances only: an empty ledger, so every figure below stays the same sum
+        src = NO_LEDGER
+        parsed = parse_ledger(pd.DataFrame({"_line": pd.Series([], dtype="int64")}), source_file=src.path.name,
+                              timezone=src.timezone, entry_columns=ENGINE_COLUMNS)
     ledger_parsed_rows = parsed.rows_read
     entries, ledger_rejects, ledger_reject_counts = parsed.entries, parsed.rejects, parsed.reject_counts()
     del parsed
@@ -108,8 +118,9 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
         osrc = ctx.source("opening_balances")
         oframe = _read_opening(osrc, ctx.stage)
         opening_parsed_rows = len(oframe)
-        opening = parse_opening(oframe, source_file=osrc.path.name, default_region=cfg.sources.members.default_region,
-                                rule=tcfg.opening, cutover=cutover, columns=osrc.column_map())
+        opening = parse_opening(oframe, source_file=osrc.path.name,
+                                default_region=cfg.phone_region("opening_balances"), rule=tcfg.opening,
+                                cutover=cutover, columns=osrc.column_map())
         balances, reread = member_phones(opening.balances, members)
         o_lots, unmatched = opening_lots(balances, members, id_map)
     del members
@@ -222,8 +233,10 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
                         ("reconciliation_member", by_member)):
         pending.append(name, frame)
 
-    conservation = [_conservation_row("ledger", src.path.name, frozen["ledger"]["rows_kept"], ledger_parsed_rows,
-                                      len(entries), len(ledger_rejects))]
+    conservation = []
+    if "ledger" in frozen:
+        conservation.append(_conservation_row("ledger", src.path.name, frozen["ledger"]["rows_kept"],
+                                              ledger_parsed_rows, len(entries), len(ledger_rejects)))
     if opening is not None:
         conservation.append(_conservation_row("opening_balances", opening.source_file,
                                               frozen["opening_balances"]["rows_kept"], read.opening_rows,

@@ -16,6 +16,7 @@ import pandas as pd
 from loyalty_toolkit.mask import mask_identifier
 from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.sources.ledger.parse import units_to_decimal
+from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS
 from loyalty_toolkit.store import stored_decimal
 
 
@@ -53,7 +54,7 @@ def counts(figures, points: dict[str, Decimal]) -> pd.DataFrame:
 
 def fallback_examples(allocations: pd.DataFrame, n: int) -> pd.DataFrame:
     """A few allocation pieces per fallback method (redemptions that did not name a lot they could use)."""
-    a = allocations[text_column(allocations, "method") != "link"]
+    a = allocations[np.isin(text_column(allocations, "method"), FALLBACK_METHODS)]  # not the deficit pieces
     cols = ["line", "user_id", "method", "lot_id", "points", "lot_line", "redemption_center", "lot_center"]
     return a.groupby("method", sort=True).head(n)[cols].reset_index(drop=True)
 

@@ -59,7 +59,35 @@ def test_one_row_per_reason_code_and_conservation():
     assert set(result.rejects["reason_code"]) == set(REASON_CODES)
     assert (result.rejects["stage"] == "members").all() and (result.rejects["file"] == "members.csv").all()
     assert result.counts() == {"rows_read": 11, "accepted": 2, "rejected": 9, "duplicate_groups": 0,
-                               "duplicate_members": 0}
+                               "duplicate_members": 0, "identifiers_dropped": 0}
+
+
+def test_a_bad_optional_identifier_is_left_out_and_listed_not_a_reason_to_reject():
+    result = prepare([
+        {"legacy_id": "J1", "email": "jane@@mail", "card_number": "4400"},          # email out, card kept
+        {"legacy_id": "J2", "email": "jane@@mail", "phone": "06 12 34 56 78"},      # email out, phone kept
+        {"legacy_id": "J3", "email": "jo@x.fr", "phone": "06 12"},                  # phone out, email kept
+        {"legacy_id": "J4", "email": "jane@@mail", "phone": "06 12"},               # nothing usable left
+        {"legacy_id": "J5", "email": "kim@@mail", "card_number": "4400"},           # card shared with J1
+    ])
+    assert result.rows_read == len(result.members) + len(result.rejects) == 5
+    assert result.rejects[["record_key", "reason_code"]].values.tolist() == [["J4", "EMAIL_INVALID"]]
+    m = result.members.set_index("legacy_id")
+    assert list(m.index) == ["J1", "J2", "J3", "J5"]
+    assert m.loc["J1", "email"] == m.loc["J1", "email_key"] == "" and m.loc["J1", "email_raw"] == "jane@@mail"
+    assert m.loc["J1", "card_number"] == "4400" and m.loc["J2", "phone"] == "+33612345678"
+    assert m.loc["J3", "phone"] == "" and m.loc["J3", "phone_raw"] == "06 12" and m.loc["J3", "email"] == "jo@x.fr"
+    review = result.review
+    assert list(review.columns) == list(REJECT_COLUMNS)
+    assert review[["line", "record_key", "column", "reason_code", "value"]].values.tolist() == [
+        [2, "J1", "email", "EMAIL_INVALID_DROPPED", "jane@@mail"],
+        [3, "J2", "email", "EMAIL_INVALID_DROPPED", "jane@@mail"],
+        [4, "J3", "phone", "PHONE_INVALID_DROPPED", "06 12"],
+        [6, "J5", "email", "EMAIL_INVALID_DROPPED", "kim@@mail"]]
+    assert review["message"].iloc[0].startswith("email: not a valid address")
+    # a dropped email is no duplicate key: J1 and J5 share only their card
+    assert set(result.duplicates["identifier"]) == {"card_number"}
+    assert result.counts()["identifiers_dropped"] == 4
 
 
 def test_reject_messages_name_the_column_and_the_problem():
@@ -128,7 +156,8 @@ def test_rejected_rows_never_form_duplicate_groups():
 
 def test_empty_frame():
     r = prepare([])
-    assert r.counts() == {"rows_read": 0, "accepted": 0, "rejected": 0, "duplicate_groups": 0, "duplicate_members": 0}
+    assert r.counts() == {"rows_read": 0, "accepted": 0, "rejected": 0, "duplicate_groups": 0, "duplicate_members": 0,
+                          "identifiers_dropped": 0}
     assert list(r.members.columns) == list(MEMBER_COLUMNS_OUT) and list(r.rejects.columns) == list(REJECT_COLUMNS)
 
 

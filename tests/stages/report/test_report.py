@@ -272,3 +272,56 @@ def test_headline_table_keeps_exact_digits():
     table = report_checks.headline_table({"points_owed_before": "1234567.891", "members_read": 2000,
                                           "points_difference": "-0.5"})
     assert list(table["value"]) == ["1,234,567.891", "2,000", "-0.5"]
+
+
+def members_only_run() -> RunView:
+    """small_run without stages 03 and 04: the program has no ledger, opening balances or rewards."""
+    view = small_run()
+    keep = {"members", "member_rejects", "member_map"}
+    return RunView(records={k: v for k, v in view.records.items() if k in ("subset", "members", "mapping")},
+                   tables={k: v for k, v in view.tables.items() if k in keep},
+                   inputs={k: v for k, v in view.inputs.items() if k in ("members", "target_members")},
+                   completed={"subset", "members", "mapping"}, reject_files={"members": 1},
+                   not_applicable={"transfers": "no sources.ledger and no sources.opening_balances",
+                                   "rewards": "no sources.rewards.files"})
+
+
+def test_a_members_only_run_is_signed_on_what_ran_and_names_what_did_not_apply():
+    view = members_only_run()
+    points, conservation, checks = evaluate(view)
+    assert disagreeing(checks) == set()
+    assert not checks["check"].str.startswith(("points", "transfers", "rewards", "03_", "04_")).any()
+    gates = report.stage_gates(view)
+    assert gates.set_index("stage")["status"].to_dict() == {"00_subset": "passed", "01_members": "passed",
+                                                            "02_mapping": "passed", "03_transfers": "not_applicable",
+                                                            "04_rewards": "not_applicable"}
+    figures = report_checks.headline(view, points, conservation)
+    assert not any(k.startswith(("points_", "rewards_")) or k == "coupon_codes" for k in figures)
+    assert figures["stages_not_applicable"] == "03_transfers, 04_rewards" and figures["members_read"] == 4
+    sheet = report_checks.checklist(figures, checks, conservation, gates)
+    assert sheet["holds"].all()
+    assert not sheet["figure"].str.startswith(("points", "closing", "rewards")).any()
+    assert sheet["figure"].iloc[-1] == "stages not applicable to this program"
+    assert sheet["value"].iloc[-1] == "03_transfers, 04_rewards"
+    na = report.not_applicable_table(view)
+    assert na.values.tolist() == [["03_transfers", "not_applicable", "no sources.ledger and no sources.opening_balances"],
+                                  ["04_rewards", "not_applicable", "no sources.rewards.files"]]
+
+
+def test_the_opening_conversion_residue_is_in_the_points_conservation_and_the_checklist():
+    view = copy.deepcopy(small_run())
+    view.tables["opening_balances"] = pd.DataFrame({"line": [2], "points": [4], "points_exact": ["4.75"],
+                                                    "residue": ["0.75"]})
+    view.records["transfers"]["totals"]["opening"] = {"conversion_residue": "0.75", "points": "4"}
+    points, conservation, checks = evaluate(view)
+    assert (points["opening_exact"], points["opening"], points["opening_residue"]) == (D("4.75"), D(4), D("0.75"))
+    assert disagreeing(checks) == set()
+    table = report.points_table(points).set_index("figure")["points"]
+    assert table["opening balances: conversion residue (fractions rounded away, once)"] == D("0.75")
+    figures = report_checks.headline(view, points, conservation)
+    sheet = report_checks.checklist(figures, checks, conservation, report.stage_gates(view)).set_index("figure")
+    line = sheet.loc["opening balances converted exactly = points imported + conversion residue"]
+    assert line["holds"] and line["value"] == "4.75 = 4.75 (residue 0.75)"
+    # stage 03 recording another residue than its table holds is caught
+    view.records["transfers"]["totals"]["opening"]["conversion_residue"] = "0.5"
+    assert disagreeing(evaluate(view)[2]) == {"points: opening conversion residue, stage 03's record = its tables"}

@@ -167,11 +167,22 @@ def test_pending_lot_is_eligible_for_a_fallback():
 def test_redemptions_beyond_all_accruals_leave_a_negative_balance():
     r = build_lots(ledger(A("u", "a", "10", "2026-01-01"), R("u", "a", "-25", "2026-02-01"),
                           R("u", "", "-5", "2026-03-01")), cutover=CUTOVER)
-    assert allocs(r) == [(3, "a", D(10), "link"), (3, "", D(15), "fallback_overflow"),
-                         (4, "", D(5), "fallback_missing_link")]
+    assert allocs(r) == [(3, "a", D(10), "link"), (3, "", D(15), "deficit"), (4, "", D(5), "deficit")]
     b = balance(r, "u")
     assert (b["deficit"], b["balance"], b["open"]) == (D(20), D(-20), D(0))
     assert r.lots.remaining_units.min() == 0
+    # what no lot paid is a deficit, not a fallback: the counts, the per-member figure and the methods agree
+    assert r.fallback_counts == {"fallback_missing_link": 0, "fallback_unknown_link": 0, "fallback_overflow": 0}
+    assert b["fallbacks"] == 0
+    f = r.fallbacks.set_index("method")
+    assert (f.at["deficit", "redemptions"], f.at["deficit", "points"]) == (2, D(20))
+
+
+def test_an_overflow_paid_partly_by_another_lot_is_a_fallback_and_the_rest_a_deficit():
+    r = build_lots(ledger(A("u", "a", "10", "2026-01-01"), A("u", "b", "3", "2026-01-02"),
+                          R("u", "a", "-25", "2026-02-01")), cutover=CUTOVER)
+    assert allocs(r) == [(4, "a", D(10), "link"), (4, "b", D(3), "fallback_overflow"), (4, "", D(12), "deficit")]
+    assert r.fallback_counts["fallback_overflow"] == 1 and balance(r, "u")["fallbacks"] == 1
 
 
 def test_later_accruals_pay_a_deficit_first():
@@ -312,7 +323,7 @@ def reference(entries: pd.DataFrame, cutover: datetime):
                 need -= take
                 out.append((line, k, take, method))
         if need:
-            out.append((line, "", need, method))
+            out.append((line, "", need, "deficit"))  # no lot paid it: not a fallback
     return out, {k: v["rem"] for k, v in lots.items()}
 
 

@@ -104,15 +104,8 @@ def _legacy_unmatched_rows(rows, n_owners, owner, b_phone, b_email, m_id, m_phon
             raw("points_exact", rows), raw("residue", rows)):
         if count == 0:
             legacy, code = "", transfers_opening.OPENING_NO_MEMBER
-            ph, em = by_phone.get((b_phone[row],), []), by_email.get((b_email[row],), [])
-            if ph and em:
-                msg = (f"no member has both: the phone is member {', '.join(ph)}'s, "
-                       f"the email member {', '.join(em)}'s")
-            elif ph or em:
-                msg = (f"the {'phone' if ph else 'email'} is member {', '.join(ph or em)}'s, "
-                       f"but the {'email' if ph else 'phone'} is not")
-            else:
-                msg = "no accepted member has this phone or this email"
+            msg = transfers_opening.no_member_message(b_phone[row], b_email[row], by_phone.get((b_phone[row],), []),
+                                                      by_email.get((b_email[row],), []))
         elif count > 1:
             legacy, code = "", transfers_opening.OPENING_MEMBER_AMBIGUOUS
             owners = pair_owners[(b_phone[row], b_email[row])]

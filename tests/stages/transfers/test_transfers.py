@@ -42,6 +42,7 @@ from loyalty_toolkit.stages.transfers.opening import (
     OPENING_MEMBER_UNMAPPED,
     OPENING_NO_MEMBER,
     UNMATCHED_COLUMNS,
+    no_member_message,
     opening_lots,
 )
 
@@ -315,15 +316,8 @@ def reference_opening_lots(balances: pd.DataFrame, members: pd.DataFrame, id_map
         legacy, code = "", ""
         if not owners:
             code = OPENING_NO_MEMBER
-            ph, em = sorted(by_phone.get(row.phone, ())), sorted(by_email.get(row.email_key, ()))
-            if ph and em:
-                msg = (f"no member has both: the phone is member {', '.join(ph)}'s, "
-                       f"the email member {', '.join(em)}'s")
-            elif ph or em:
-                msg = (f"the {'phone' if ph else 'email'} is member {', '.join(ph or em)}'s, "
-                       f"but the {'email' if ph else 'phone'} is not")
-            else:
-                msg = "no accepted member has this phone or this email"
+            msg = no_member_message(row.phone, row.email_key, sorted(by_phone.get(row.phone, ())),
+                                    sorted(by_email.get(row.email_key, ())))
         elif len(owners) > 1:
             code = OPENING_MEMBER_AMBIGUOUS
             msg = f"phone and email are shared by members {', '.join(owners)}: not picked (invariant 6)"

@@ -236,6 +236,12 @@ def measure(config: Path, made: dict, keep: bool) -> list[tuple]:
     rows: list[tuple] = []
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
+        ran = [x["name"] for x in summary["stages"] if x["status"] in ("passed", "failed")]
+        # the run's own figures first: the floor, measured next, takes minutes on a large program
+        print(f"run {run_id}: {summary['status']}, {wall:.1f} s wall, CLI {watch.cli_cpu:.1f} CPU s, peak "
+              f"{watch.cli_peak_mb:,.0f} MB; per stage (wall s, CPU s): " + ", ".join(
+                  f"{x['name']} {x['seconds']} {watch.stage_cpu(x['name'], ran):.1f}" for x in summary["stages"]
+                  if x["name"] in ran), flush=True)
         files = _stage_files(run_dir, watch)
         floor_total = 0.0
         with tempfile.TemporaryDirectory(dir=run_dir.parent) as scratch:

@@ -164,8 +164,9 @@ def _pii_note(manifest: dict[str, Any]) -> str:
     if shown:
         return ("<strong>Personal data (emails, phones, names) is shown unmasked in these reports</strong> "
                 "(run with show_pii); do not share them.")
-    return ("Personal data (emails, phones, names) is masked in the reports; "
-            "the staging database and the import files keep it.")
+    return ("Personal data (emails, phones, names, cards, birth dates) is masked in the reports and the "
+            "reject files; the staging database, the import files and the restricted <code>rejects/pii/</code> "
+            "files keep it.")
 
 
 def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]) -> Path:
@@ -195,7 +196,9 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
         for p in sorted((run_dir / folder).rglob("*")) if (run_dir / folder).exists() else []:
             if p.is_file():
                 rel = p.relative_to(run_dir).as_posix()
-                files.append(f"<li>{_link(run_dir, rel)} ({p.stat().st_size:,} bytes)</li>")
+                restricted = (" <strong class='restricted'>restricted: unmasked personal data, not for "
+                              "reviewers</strong>" if rel.startswith("rejects/pii/") else "")
+                files.append(f"<li>{_link(run_dir, rel)} ({p.stat().st_size:,} bytes){restricted}</li>")
     inputs = "".join(f"<tr><td>{e(n)}</td><td>{_count(i['rows'])}</td><td>{_count(i['rows_in_source'])}</td>"
                      f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
     failure = summary["totals"].get("failure")

@@ -23,7 +23,9 @@ import pandas as pd
 
 from loyalty_toolkit import gates
 from loyalty_toolkit.config import Config, load_config
+from loyalty_toolkit.csv_cells import write_frame_csv
 from loyalty_toolkit.errors import UsageError
+from loyalty_toolkit.mask import PII_KINDS, mask_rejects
 from loyalty_toolkit.model import REJECT_COLUMNS, STAGE_NAMES, expectations_dir, notebook_name
 from loyalty_toolkit.store import PendingTables, StagingStore
 
@@ -135,13 +137,28 @@ class StageContext:
         return {rel: file_sha256(p) for rel, p in sorted(files.items()) if p.is_file()}
 
     def write_rejects(self, rejects: pd.DataFrame) -> Path:
-        """``RUN_DIR/rejects/<stage>.csv``: every rejected row with file, line, reason and message."""
+        """``RUN_DIR/rejects/<stage>.csv``: every rejected row with file, line, reason and message, its
+        personal data masked (unless ``show_pii``) as reviewers read it; the unmasked rows go to the
+        restricted ``RUN_DIR/rejects/pii/<stage>.csv``."""
         path = self.run_dir / "rejects" / f"{self.stage}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        restricted = self.run_dir / "rejects" / "pii" / f"{self.stage}.csv"
+        restricted.parent.mkdir(parents=True, exist_ok=True)
         frame = rejects.reindex(columns=list(REJECT_COLUMNS)).sort_values(["file", "line"], kind="stable")
-        frame.to_csv(path, index=False, lineterminator="\n")
-        self._written[path.relative_to(self.run_dir).as_posix()] = path
+        shown = frame if self.show_pii else mask_rejects(frame, kinds=self._personal_headers())
+        for target, rows in ((restricted, frame), (path, shown)):
+            write_frame_csv(rows, target)
+            self._written[target.relative_to(self.run_dir).as_posix()] = target
         return path
+
+    def _personal_headers(self) -> dict[str, str]:
+        """Each source's own header for a personal field (``{"Courriel": "email"}``), for masking."""
+        kinds: dict[str, str] = {}
+        for name in ("members", "ledger", "opening_balances"):
+            src = getattr(self.config.sources, name, None)
+            for canonical, header in (src.column_map().items() if src is not None else ()):
+                if canonical in PII_KINDS:
+                    kinds[header] = PII_KINDS[canonical]
+        return kinds
 
     def gate(self, tables: dict[str, pd.DataFrame], parameters: dict[str, Any] | None = None) -> gates.GateReport:
         """Run the stage's suites over ``tables``; Data Docs go to ``RUN_DIR/data_docs/<NN_stage>``."""

@@ -238,3 +238,82 @@ def test_rewards_go_to_splio_as_splio_takes_them(demo):
     res = _cli("explain", str(run_dir), member, cwd=work)
     assert res.returncode == 0, res.stderr
     assert "in Splio: earned on " in res.stdout
+
+
+# -- masked means masked (issue #17): no reviewer file carries a personal value of the inputs ----
+
+def _personal_values(legacy: Path) -> dict[str, str]:
+    """Every personal value of the demo's inputs in each spelling a page could show it: as written,
+    lower-case, E.164 and digits-only phones, digits-only cards, birth dates in ISO and as written."""
+    from loyalty_toolkit.normalize import normalize_phone, parse_date
+
+    found: dict[str, str] = {}
+
+    def add(kind: str, *spellings: str) -> None:
+        for s in spellings:
+            if len(s.strip()) >= 2:
+                found[s.strip()] = kind
+
+    def phone(v: str) -> None:
+        e164 = normalize_phone(v, "FR").e164
+        add("phone", v, e164, re.sub(r"\D", "", v), re.sub(r"\D", "", e164))
+
+    for r in csv.DictReader(open(legacy / "members.csv", encoding="utf-8")):
+        add("email", r["email"], r["email"].lower())
+        phone(r["mobile_phone"])
+        add("card", r["card_number"], re.sub(r"\D", "", r["card_number"]))
+        try:
+            born = parse_date(r["date_of_birth"])
+        except ValueError:
+            born = None
+        add("birth_date", r["date_of_birth"], *((born.isoformat(), f"{born:%d/%m/%Y}") if born else ()))
+        for n in (r["first_name"], r["last_name"], f"{r['first_name']} {r['last_name']}"):
+            add("name", n, n.lower())
+    for r in csv.DictReader(open(legacy / "opening_balances.csv", encoding="utf-8")):
+        add("email", r["email"], r["email"].lower())
+        phone(r["phone"])
+    for p in (legacy / "rewards").glob("*reward*.csv"):
+        for r in csv.DictReader(open(p, encoding="utf-8"), delimiter=";"):
+            if r.get("card_code"):
+                add("card", r["card_code"], re.sub(r"\D", "", r["card_code"]))
+    return found
+
+
+def _reviewer_files(run_dir: Path) -> list[Path]:
+    """HTML pages, executed notebooks and reject files outside the restricted ``rejects/pii/``."""
+    return [p for p in sorted(run_dir.rglob("*")) if p.suffix in (".html", ".ipynb")
+            or (p.suffix == ".csv" and p.parent == run_dir / "rejects")]
+
+
+def _leaks(run_dir: Path, values: dict[str, str]) -> list[tuple[str, str, str]]:
+    leaks = []
+    for p in _reviewer_files(run_dir):
+        text = p.read_text(encoding="utf-8")
+        if p.suffix == ".ipynb":  # outputs as a reader sees them, whatever escaping nbformat used
+            text = json.dumps(json.loads(text), ensure_ascii=False)
+        for value, kind in values.items():
+            if value not in text:
+                continue
+            # a name, phone or card inside a longer word or number is a coincidence, not a leak
+            if kind == "email" or kind == "birth_date" or re.search(r"(?<![\w+])" + re.escape(value) + r"(?!\w)", text):
+                leaks.append((p.relative_to(run_dir).as_posix(), kind, value))
+    return leaks
+
+
+def test_no_reviewer_file_carries_a_personal_value_of_the_inputs(demo):
+    work, run_dir = demo
+    values = _personal_values(work / "ws" / "legacy")
+    assert sum(k == "card" for k in values.values()) > 1000 and sum(k == "birth_date" for k in values.values()) > 1000
+    files = _reviewer_files(run_dir)
+    assert {"notebooks/01_members.html", "notebooks/01_members.ipynb", "rejects/members.csv", "rejects/rewards.csv",
+            "rejects/transfers.csv", "data_docs/01_members/index.html", "index.html"} <= \
+        {p.relative_to(run_dir).as_posix() for p in files}
+    assert _leaks(run_dir, values) == []
+    # the unmasked rows are kept, in a restricted file the index marks as such
+    restricted = run_dir / "rejects" / "pii" / "rewards.csv"
+    raw = list(csv.DictReader(open(restricted, encoding="utf-8")))
+    shown = list(csv.DictReader(open(run_dir / "rejects" / "rewards.csv", encoding="utf-8")))
+    assert len(raw) == len(shown) and any(r["value"] in values for r in raw)
+    assert [r["line"] for r in raw] == [r["line"] for r in shown]
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert re.search(r"rejects/pii/rewards\.csv.*restricted", index)

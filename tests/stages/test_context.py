@@ -33,7 +33,7 @@ def test_finish_records_published_outputs_rejects_and_late_inputs(tmp_path, smal
 
     outputs = json.loads((rd / "stages" / "02_mapping.json").read_text())["outputs"]
     assert list(outputs) == ["inputs/target_members/export.csv", "output/openloyalty/members_0001.xml",
-                             "rejects/mapping.csv"]
+                             "rejects/mapping.csv", "rejects/pii/mapping.csv"]
     for rel, sha in outputs.items():  # recorded under the published path, with the published bytes
         assert (rd / rel).is_file() and _sha(rd / rel) == sha
     assert not (rd / ".pending" / "mapping").exists()
@@ -71,3 +71,24 @@ def test_a_failed_gate_drops_the_pending_tables(tmp_path, small_program):
     assert ctx.store.digests() == before  # no pending table left behind, nothing committed
     assert json.loads((ctx.run_dir / "stages" / "03_transfers.json").read_text())["status"] == "failed"
     ctx.store.close()
+
+
+def test_reject_files_are_masked_and_the_raw_rows_kept_in_a_restricted_file(tmp_path, small_program):
+    rows = pd.DataFrame({"stage": ["transfers"] * 3, "file": ["o.csv"] * 3, "line": [4, 2, 3],
+                         "record_key": ["+33612345678|ann@x.fr", "G1", "G2"],
+                         "column": ["email", "date_of_birth", "Loyalty Points"],
+                         "reason_code": ["R"] * 3, "message": ["email ann@x.fr is bad", "03/04/1990?", "-108 held"],
+                         "value": ["ann@x.fr", "03/04/1990", "-108"]})
+    ctx = StageContext(stage="transfers", config=load_config(small_program), run_dir=tmp_path)
+    path = ctx.write_rejects(rows)
+    shown = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(tmp_path / "rejects" / "pii" / "transfers.csv", dtype=str, keep_default_na=False)
+    assert shown["line"].tolist() == raw["line"].tolist() == ["2", "3", "4"]
+    assert shown["value"].tolist() == ["**/**/1990", "-108", "a***@x.fr"]
+    assert shown["record_key"].tolist() == ["G1", "G2", "********5678|a***@x.fr"]
+    assert shown["message"].tolist()[2] == "email a***@x.fr is bad"
+    assert raw["value"].tolist() == ["03/04/1990", "-108", "ann@x.fr"]
+    assert "'+33612345678|ann@x.fr" in raw["record_key"].tolist(), "a cell starting with + is neutralised"
+    shown_pii = StageContext(stage="transfers", config=load_config(small_program), run_dir=tmp_path / "b",
+                             show_pii=True).write_rejects(rows)
+    assert "ann@x.fr" in shown_pii.read_text(encoding="utf-8")

@@ -23,7 +23,9 @@ identity still holds because residues are computed from that same value and sums
 Reason codes, checked in this order (a row gets the first that applies):
 ``OPENING_IDENTIFIER_MISSING`` (phone or email empty), ``OPENING_IDENTIFIER_INVALID`` (a phone
 that is not a possible number in ``default_region``, or an email that is not an address: it could
-never match a member, who passed the same checks in stage 01), ``OPENING_AMOUNT_INVALID`` (either
+never match a member, who passed the same checks in stage 01), ``FORMULA_CELL`` (an email that a
+spreadsheet would run as a formula, ``=x@y.fr``: Haravan takes the email as written, so it cannot
+carry the leading ``'`` of ``csv_cells``), ``OPENING_AMOUNT_INVALID`` (either
 amount empty, unreadable or fractional), ``OPENING_NEGATIVE`` (either amount below zero),
 ``OPENING_DUPLICATE`` (the same E.164 phone + email key on several otherwise valid rows: EVERY
 such row is rejected, since which one holds the balance is for a person to decide, invariant 6).
@@ -49,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.config import OPENING_COLUMNS, OpeningRule
+from loyalty_toolkit.csv_cells import FORMULA_CELL, FORMULA_TRIGGERS
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.normalize import email_problem, normalize_emails, normalize_phones, parse_decimal, phone_problem
 
@@ -59,7 +62,8 @@ IDENTIFIER_INVALID = "OPENING_IDENTIFIER_INVALID"
 AMOUNT_INVALID = "OPENING_AMOUNT_INVALID"
 NEGATIVE = "OPENING_NEGATIVE"
 DUPLICATE = "OPENING_DUPLICATE"
-REASON_CODES: tuple[str, ...] = (IDENTIFIER_MISSING, IDENTIFIER_INVALID, AMOUNT_INVALID, NEGATIVE, DUPLICATE)
+FORMULA = FORMULA_CELL
+REASON_CODES: tuple[str, ...] = (IDENTIFIER_MISSING, IDENTIFIER_INVALID, FORMULA, AMOUNT_INVALID, NEGATIVE, DUPLICATE)
 
 BALANCE_COLUMNS: tuple[str, ...] = (
     "line", "phone", "phone_raw", "email_key", "email", "email_raw", "opening_revenue", "accumulated_revenue",
@@ -197,7 +201,9 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
     p_set = (phone_stripped != "").to_numpy(dtype=bool)
     e_set = (email_stripped != "").to_numpy(dtype=bool)
     phone_ok, email_ok = phones["phone_valid"].to_numpy(dtype=bool), emails["email_valid"].to_numpy(dtype=bool)
-    clean = p_set & e_set & phone_ok & email_ok
+    # the phone is E.164 (a plain number, safe in a spreadsheet); the email is written as it is
+    formula = emails["email"].str.startswith(FORMULA_TRIGGERS).to_numpy(dtype=bool)
+    clean = p_set & e_set & phone_ok & email_ok & ~formula
     for value, problem, negative in amounts.values():
         clean &= ~problem & ~negative
 
@@ -218,6 +224,10 @@ def parse_opening(frame: pd.DataFrame, *, source_file: str, default_region: str,
         elif not email_ok[i]:
             reason[i] = IDENTIFIER_INVALID
             detail[i] = (headers["email"], f"{headers['email']}: not a valid address ({email_problem(e)})", e)
+        elif formula[i]:
+            reason[i] = FORMULA
+            detail[i] = (headers["email"], f"{headers['email']}: starts like a spreadsheet formula and Haravan takes "
+                         "it as written: refused rather than altered", e)
         else:
             for name in ("opening_revenue", "accumulated_revenue"):
                 raw = amount_raw[name].iat[i]

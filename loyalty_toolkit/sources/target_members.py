@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loyalty_toolkit.csv_cells import neutralise_row, restore
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.normalize import normalize_emails, normalize_phones
 from loyalty_toolkit.sources.csvfile import read_table
@@ -91,7 +92,7 @@ def write_target_members_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS.values())
-        writer.writerows(zip(*columns))
+        writer.writerows(neutralise_row(row) for row in zip(*columns))
     return path
 
 
@@ -126,7 +127,8 @@ def _read_csv(path: Path, stage: str) -> tuple[pd.DataFrame, np.ndarray]:
     data = {}
     for canonical, header in EXPORT_FIELDS.items():
         i = index.get(header)
-        data[canonical] = pd.Series([row[i] for row in table.rows] if i is not None else [""] * len(table),
+        # restore: the rehearsal target writes its export with csv_cells' leading ' on formula cells
+        data[canonical] = pd.Series([restore(row[i]) for row in table.rows] if i is not None else [""] * len(table),
                                     dtype="str")
     return pd.DataFrame(data), np.asarray(table.lines, dtype=np.int64)
 

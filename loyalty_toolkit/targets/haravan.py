@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from loyalty_toolkit.csv_cells import is_formula, neutralise_row
+
 HEADER = ("phone", "email", "DTDauKy", "DTTichLuy")
 
 
@@ -53,7 +55,10 @@ def write_opening_balances(frame: pd.DataFrame, path: Path, *, phone_column: str
         phone, email = ("" if pd.isna(v) else str(v).strip() for v in (phone, email))
         if not phone or not email:
             raise ValueError(f"row {i}: Haravan needs both phone and email")
-        writer.writerow((phone, email, _amount(opening, "DTDauKy", i), _amount(accumulated, "DTTichLuy", i)))
+        if is_formula(email):  # Haravan takes the email as written: stage 03 refuses it (FORMULA_CELL)
+            raise ValueError(f"row {i}: the email starts like a spreadsheet formula")
+        writer.writerow(neutralise_row((phone, email, _amount(opening, "DTDauKy", i),
+                                        _amount(accumulated, "DTTichLuy", i))))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue().encode("utf-8-sig" if bom else "utf-8"))

@@ -14,6 +14,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from loyalty_toolkit.csv_cells import is_formula
+
 COUPON_PREFIX = "coupons_"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -33,6 +35,8 @@ def render_codes(codes: Iterable[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for code in codes:
+        if is_formula(code):  # a coupon code is taken as written: stage 04 refuses it (FORMULA_CELL)
+            raise ValueError(f"coupon code {code!r} starts like a spreadsheet formula")
         writer.writerow([code])
     return buf.getvalue()
 

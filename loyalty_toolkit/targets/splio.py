@@ -8,6 +8,8 @@ three scopes, so the files sort in the same order whether Splio orders by scope 
 
 Every value is quoted (``""`` for an empty one, which never erases a stored value); a column listed
 in the row's ``erase`` cell is written as a bare ``NULL``, Splio's instruction to empty the field.
+A text cell a spreadsheet would run as a formula is written with a leading ``'`` (``csv_cells``);
+identifiers and codes never are, stage 04 refuses such rows (``FORMULA_CELL``).
 The column lists come from the caller (``sources.splio.export_columns``): this layer does not
 import the readers.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loyalty_toolkit.csv_cells import neutralise
 from loyalty_toolkit.errors import UsageError
 
 SCOPES: tuple[str, ...] = ("masterreward", "earnreward", "burnreward")
@@ -107,4 +110,4 @@ def _cell(value: object, erase: bool) -> str:
     text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
     if erase and text == "":
         return NULL
-    return '"' + text.replace('"', '""') + '"'
+    return '"' + neutralise(text).replace('"', '""') + '"'

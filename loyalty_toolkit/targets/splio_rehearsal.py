@@ -16,6 +16,8 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from loyalty_toolkit.csv_cells import neutralise_row
+
 EXPORT_HEADER = ("id", "external_id", "name")
 FIRST_ID, LAST_ID = 1000, 999_999
 NOTICE = ("REHEARSAL: this master reward export comes from loyalty-migrate's local rehearsal of the Splio "
@@ -40,6 +42,6 @@ def write_master_export(rows: Iterable[tuple[str, str, str]], path: str | Path) 
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=";", lineterminator="\n")
         writer.writerow(EXPORT_HEADER)
-        writer.writerows(rows)
+        writer.writerows(neutralise_row(row) for row in rows)
     (path.parent / "README.txt").write_text(NOTICE, encoding="utf-8")
     return path

@@ -171,3 +171,13 @@ def test_residue_ties_out_for_any_amounts_and_rule(amounts, mode, per):
         assert D(p.points_total) + p.residue_total == p.points_exact_total
         for pts, res, exact in zip(p.balances["points"], p.balances["residue"], p.balances["points_exact"]):
             assert D(int(pts)) + res == exact and abs(res) < 1
+
+
+def test_an_email_starting_like_a_formula_is_refused_not_altered():
+    frame = pd.DataFrame({"phone": ["0912345678", "0912345679"], "email": ["=cmd@x.vn", "ok@x.vn"],
+                          "opening_revenue": ["10000", "20000"], "accumulated_revenue": ["10000", "20000"],
+                          "_line": [2, 3]})
+    p = parse_opening(frame, source_file="o.csv", default_region="VN", rule=OpeningRule(), cutover=CUTOVER)
+    assert p.balances["line"].tolist() == [3]
+    assert p.rejects[["line", "reason_code", "column", "value"]].values.tolist() == [[2, "FORMULA_CELL", "email",
+                                                                                     "=cmd@x.vn"]]

@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import pandas as pd
 
+from loyalty_toolkit.csv_cells import is_formula
+
 STAGE = "rewards"
 MAX_TEXT = 128  # external_id, name and attribution_id: "Text (max. 128 characters)"
 # Splio reads and stamps dates in GMT+1 (seed 001, "Explanation: Dates"); a fixed offset, no DST.
@@ -57,6 +59,7 @@ ATTRIBUTION_UNKNOWN = "ATTRIBUTION_UNKNOWN"
 BURN_DATE_MISSING = "BURN_DATE_MISSING"
 ALREADY_BURNED = "ALREADY_BURNED"
 ATTRIBUTION_CARD_MISMATCH = "ATTRIBUTION_CARD_MISMATCH"
+FORMULA_CELL = "FORMULA_CELL"  # = csv_cells.FORMULA_CELL
 
 REASON_CODES: tuple[str, ...] = (
     MANDATORY_EMPTY, VALUE_TOO_LONG, FLAG_INVALID, MONETARY_TYPE_INVALID, MONETARY_VALUE_INVALID,
@@ -66,8 +69,13 @@ REASON_CODES: tuple[str, ...] = (
     AUTO_GENERATION_MISSING, ITEM_STOCK_ZERO, STOCK_MISSING, AUTO_GENERATED_WITH_COUNT, REWARD_UNKNOWN,
     CARD_UNKNOWN, ATTRIBUTION_ID_AUTO_GENERATED, ATTRIBUTION_ID_DUPLICATE, QUANTITY_INVALID,
     EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE, BURN_BEFORE_EARN, STOCK_EXHAUSTED,
-    ATTRIBUTION_UNKNOWN, BURN_DATE_MISSING, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH,
+    ATTRIBUTION_UNKNOWN, BURN_DATE_MISSING, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH, FORMULA_CELL,
 )
+# Identifiers and codes Splio and Open Loyalty take as written: a spreadsheet formula there cannot be
+# neutralised (a leading ' would change the id or the coupon code), so the row is refused instead.
+VERBATIM: dict[str, tuple[str, ...]] = {"masterreward": ("external_id",),
+                                        "earnreward": ("reward_id", "attribution_id"),
+                                        "burnreward": ("attribution_id",)}
 
 # Masterreward columns whose value must not be empty. "monetary" is a mandatory column too, but the
 # seed's only importing row (masterlight) leaves it empty, so an empty value means 0 there.
@@ -111,6 +119,14 @@ def require(row: Mapping[str, object], columns: tuple[str, ...]) -> None:
     for c in columns:
         if not value(row, c).strip():
             raise RuleFailure(MANDATORY_EMPTY, c, f"mandatory value {c} is empty", value(row, c))
+
+
+def verbatim(row: Mapping[str, object], scope: str) -> None:
+    """FORMULA_CELL for the first identifier or code of ``scope`` a spreadsheet would run as a formula."""
+    for c in VERBATIM[scope]:
+        if is_formula(value(row, c)):
+            raise RuleFailure(FORMULA_CELL, c, f"{c} starts like a spreadsheet formula and the target takes it "
+                              "as written: refused rather than altered", value(row, c))
 
 
 def max_length(row: Mapping[str, object], column: str) -> str:
@@ -179,6 +195,7 @@ def check_master(rec: Mapping[str, object], *, tz: tzinfo = SPLIO_TZ) -> dict[st
     Rules run in the order of the reason table in stages/rewards/validation.py; the first failure is raised.
     """
     require(rec, MASTER_REQUIRED_VALUES)
+    verbatim(rec, "masterreward")
     max_length(rec, "external_id")
     max_length(rec, "name")
     monetary = flag(rec, "monetary")
@@ -271,6 +288,7 @@ class EarnContext:
 def check_earned(rec: Mapping[str, object], ctx: EarnContext) -> dict[str, object]:
     """Check one earnreward row; return its typed values and record it in ``ctx`` (ids, stock)."""
     require(rec, ("reward_id", "card_code", "earn_date", "validity_start_date", "validity_end_date"))
+    verbatim(rec, "earnreward")
     rid = value(rec, "reward_id")
     ext = ctx.reward_ids.get(rid, rid)
     reward = ctx.rewards.get(ext)
@@ -323,6 +341,7 @@ def check_burned(rec: Mapping[str, object], *, cards: set[str] | frozenset[str],
     ``burned`` maps attribution_ids burned so far to a description of that burn.
     """
     require(rec, ("card_code", "attribution_id"))
+    verbatim(rec, "burnreward")
     card, att = value(rec, "card_code"), value(rec, "attribution_id")
     if card not in cards:
         raise RuleFailure(CARD_UNKNOWN, "card_code", "card_code is not a migrated member's card", card)

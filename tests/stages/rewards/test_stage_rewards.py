@@ -339,6 +339,8 @@ RULES = [
       "monetary_value"),
     M("monetary 1 complete", {"monetary": "1", "monetary_type": "value", "monetary_value": "12.50"}, "accepted"),
     M("nqp_value 0", {"nqp_value": "0"}, "NQP_VALUE_INVALID", "nqp_value"),
+    M("external_id a spreadsheet formula", {"external_id": "=cmd|' /C calc'!A0"}, "FORMULA_CELL", "external_id"),
+    M("name a spreadsheet formula is text (written with a ')", {"name": "+SUM(1+1)"}, "accepted"),
     M("nqp_value decimal", {"nqp_value": "1.5"}, "NQP_VALUE_INVALID", "nqp_value"),
     M("holding_days 0 (Example 1)", {"holding_days": "0"}, "accepted"),
     M("holding_days negative", {"holding_days": "-1"}, "HOLDING_DAYS_INVALID", "holding_days"),
@@ -407,6 +409,8 @@ RULES = [
     E("attribution_id twice in the file", {}, "ATTRIBUTION_ID_DUPLICATE", "attribution_id", before=[{}]),
     E("quantity empty means 1", {"quantity": None}, "accepted"),
     E("quantity 0", {"quantity": "0"}, "QUANTITY_INVALID", "quantity"),
+    E("attribution_id a spreadsheet formula (the coupon code)", {"attribution_id": "@SUM(A1)"}, "FORMULA_CELL",
+      "attribution_id"),
     E("quantity decimal", {"quantity": "1.0"}, "QUANTITY_INVALID", "quantity"),
     E("earn_date without time", {"earn_date": "2018-08-10"}, "DATE_INCOMPLETE", "earn_date"),
     E("earn_date without seconds", {"earn_date": "2018-08-10 10:00"}, "DATE_INCOMPLETE", "earn_date"),
@@ -445,6 +449,8 @@ RULES = [
     B("burned twice in the file", {}, "ALREADY_BURNED", "attribution_id", before=[{}]),
     B("attribution of another card", {"card_code": "CC0004"}, "ATTRIBUTION_CARD_MISMATCH", "card_code"),
     B("burned before it was earned", {"burn_date": "2018-08-01 08:59:59"}, "BURN_BEFORE_EARN", "burn_date"),
+    B("attribution_id a spreadsheet formula", {"attribution_id": "=cmd|' /C calc'!A0"}, "FORMULA_CELL",
+      "attribution_id"),
 ]
 
 

@@ -264,7 +264,9 @@ _DAY_FIRST_DATETIME = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?:[T ](\d
 def parse_date(value: Any, fmt: str | None = None) -> date | None:
     """A calendar date from ``YYYY-MM-DD`` (a midnight time part is tolerated), else ``fmt`` (strptime).
 
-    Without ``fmt``, day-first ``DD/MM/YYYY`` (also with ``.`` or ``-``) is tried after ISO. Blank
+    Without ``fmt``, day-first ``DD/MM/YYYY`` (also with ``.`` or ``-``) is tried after ISO, but only
+    when it cannot be month-first: ``25/04/1990`` reads as 25 April, ``03/04/1990`` (day and month
+    both 12 or less, and different) raises ValueError, since guessing would move a birthday. Blank
     gives None; anything else that is not a real date raises ValueError.
     """
     text = _text(value).strip()
@@ -274,6 +276,9 @@ def parse_date(value: Any, fmt: str | None = None) -> date | None:
         if m := _ISO_DATE.fullmatch(text):
             return date(int(m[1]), int(m[2]), int(m[3]))
         if not fmt and (m := _DAY_FIRST_DATE.fullmatch(text)):
+            if int(m[1]) <= 12 and int(m[3]) <= 12 and m[1].lstrip("0") != m[3].lstrip("0"):
+                raise ValueError(f"ambiguous day and month in {text!r}: set date_format (e.g. %d/%m/%Y) to "
+                                 "say how to read them")
             return date(int(m[4]), int(m[3]), int(m[1]))
     except ValueError as exc:
         raise ValueError(f"not a real date ({exc})") from None

@@ -200,8 +200,10 @@ def test_ambiguous_comma_message_is_clear():
 @pytest.mark.parametrize(("text", "fmt", "expected"), [
     ("1985-04-12", None, date(1985, 4, 12)),
     ("1985-04-12 00:00:00", None, date(1985, 4, 12)),
-    ("12/04/1985", None, date(1985, 4, 12)),       # day first
-    ("12.04.1985", None, date(1985, 4, 12)),
+    ("25/04/1985", None, date(1985, 4, 25)),       # day first, when it cannot be month first
+    ("25.04.1985", None, date(1985, 4, 25)),
+    ("04/04/1985", None, date(1985, 4, 4)),
+    ("03/04/1990", "%d/%m/%Y", date(1990, 4, 3)),  # ambiguous: date_format says how to read it
     ("04/12/1985", "%m/%d/%Y", date(1985, 4, 12)),
     ("1985-04-12", "%m/%d/%Y", date(1985, 4, 12)),  # ISO always accepted
     ("", None, None), ("  ", "%d%m%Y", None),
@@ -211,15 +213,16 @@ def test_parse_date(text, fmt, expected):
 
 
 @pytest.mark.parametrize(("text", "fmt"), [("1985-02-30", None), ("31/02/1985", None), ("yesterday", None),
-                                           ("12/04/1985", "%m-%d-%Y"), ("1985-04-12 10:00:00", None)])
+                                           ("12/04/1985", "%m-%d-%Y"), ("1985-04-12 10:00:00", None),
+                                           ("03/04/1990", None)])  # ambiguous day/month (issue #17)
 def test_parse_date_rejects(text, fmt):
     with pytest.raises(ValueError):
         parse_date(text, fmt)
 
 
 def test_parse_dates_vectorised():
-    out = parse_dates(pd.Series(["1985-04-12", "", "bad", "12/04/1985"]))
-    assert out["date"].tolist() == ["1985-04-12", "", "", "1985-04-12"]
+    out = parse_dates(pd.Series(["1985-04-12", "", "bad", "25/04/1985"]))
+    assert out["date"].tolist() == ["1985-04-12", "", "", "1985-04-25"]
     assert out["date_valid"].tolist() == [True, True, False, True]
 
 

@@ -9,6 +9,9 @@ Rules are tried in this order; the first that fails gives the reason code:
 =========================  =======================  ====================================================
 reason_code                column                   rejected when
 =========================  =======================  ====================================================
+``CONTROL_CHARACTER``      the first such field     a field holds a character XML 1.0 cannot carry (a NUL
+                                                    byte, another C0 control but tab, LF and CR): the
+                                                    members XML could not be written
 ``LEGACY_ID_MISSING``      legacy_id                the legacy id is empty (after trimming)
 ``LEGACY_ID_DUPLICATE``    legacy_id                the id already appeared on an earlier line; the
                                                     first occurrence is the one kept, whatever its fate
@@ -38,6 +41,7 @@ an E.164 phone or a trimmed card number are listed for review, one row per membe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,9 +62,11 @@ from loyalty_toolkit.normalize import (
 )
 
 STAGE = "members"
+# What XML 1.0 cannot carry (targets/openloyalty.py refuses the same set when writing).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FIELDS = ("legacy_id", "first_name", "last_name", "email", "phone", "card_number", "birth_date", "gender",
           "created_at", "base_center")
-REASON_CODES = ("LEGACY_ID_MISSING", "LEGACY_ID_DUPLICATE", "NO_IDENTIFIER", "EMAIL_INVALID", "PHONE_INVALID",
+REASON_CODES = ("CONTROL_CHARACTER", "LEGACY_ID_MISSING", "LEGACY_ID_DUPLICATE", "NO_IDENTIFIER", "EMAIL_INVALID", "PHONE_INVALID",
                 "NAME_MISSING", "BIRTH_DATE_INVALID", "CREATED_AT_INVALID")
 MEMBER_COLUMNS_OUT = ("legacy_id", "first_name", "last_name", "email", "email_raw", "email_key", "phone",
                       "phone_raw", "card_number", "birth_date", "gender", "created_at_utc", "created_at_raw",
@@ -137,7 +143,9 @@ def prepare_members(frame: pd.DataFrame, *, source_file: str, default_region: st
     phone_bad = ~phone_blank & ~phones["phone_valid"].to_numpy()
     email_ok, phone_ok = ~email_blank & ~email_bad, ~phone_blank & ~phone_bad
     birth_iso = birth["date"]
+    control, control_field = _control_characters(raw)
     checks = [
+        control,
         id_missing,
         legacy_id.duplicated(keep="first").to_numpy() & ~id_missing,
         email_blank & phone_blank & ~card_given,
@@ -176,7 +184,7 @@ def prepare_members(frame: pd.DataFrame, *, source_file: str, default_region: st
     }, columns=list(MEMBER_COLUMNS_OUT), copy=False)
 
     rejects = _rejects(np.flatnonzero(rejected), reason, raw, legacy_id, first, lines, source_file,
-                       default_region, date_format)
+                       default_region, date_format, control_field)
     review = _review(drop_email, drop_phone, raw, legacy_id, lines, source_file, default_region)
     result = MembersResult(members, rejects, _duplicates(members), n, review)
     if result.rows_read != len(result.members) + len(result.rejects):
@@ -184,9 +192,24 @@ def prepare_members(frame: pd.DataFrame, *, source_file: str, default_region: st
     return result
 
 
+def _control_characters(raw: dict[str, pd.Series]) -> tuple[np.ndarray, dict[int, str]]:
+    """Rows with a character XML cannot carry, and the first field holding it per such row (one C-speed
+    scan per field; the per-row loop runs only on a hit)."""
+    hit = np.zeros(len(raw["legacy_id"]), dtype=bool)
+    field_of: dict[int, str] = {}
+    for name in FIELDS:
+        values = raw[name].to_numpy(dtype=object)
+        if not _NOT_XML.search("".join(values)):
+            continue
+        for pos in np.flatnonzero([bool(_NOT_XML.search(v)) for v in values]).tolist():
+            field_of.setdefault(pos, name)
+            hit[pos] = True
+    return hit, field_of
+
+
 def _rejects(positions: np.ndarray, reason: np.ndarray, raw: dict[str, pd.Series], legacy_id: pd.Series,
              first: pd.Series, lines: pd.Series, source_file: str, region: str,
-             date_format: str | None) -> pd.DataFrame:
+             date_format: str | None, control_field: dict[int, str] | None = None) -> pd.DataFrame:
     """One reject row per rejected position, with the column, message and offending value."""
     first_line_of = {}
     if len(positions) and (reason[positions] == "LEGACY_ID_DUPLICATE").any():
@@ -196,8 +219,17 @@ def _rejects(positions: np.ndarray, reason: np.ndarray, raw: dict[str, pd.Series
     for pos in positions.tolist():
         code = str(reason[pos])
         key = legacy_id.iat[pos]
-        column, message, value = _explain(code, pos, raw, key, first.iat[pos] == "", first_line_of, region,
-                                          date_format)
+        if code == "CONTROL_CHARACTER":
+            column = (control_field or {}).get(pos, "legacy_id")
+            bad = _NOT_XML.search(raw[column].iat[pos])
+            char = f"U+{ord(bad.group()):04X}" if bad else "a control character"
+            # the value is shown with the character escaped: a reject file must stay readable text
+            column, message, value = (column, f"{column}: holds {char}, which the members XML cannot carry",
+                                      raw[column].iat[pos].encode("unicode_escape").decode("ascii"))
+            key = key.encode("unicode_escape").decode("ascii")
+        else:
+            column, message, value = _explain(code, pos, raw, key, first.iat[pos] == "", first_line_of, region,
+                                              date_format)
         records.append((STAGE, source_file, int(lines.iat[pos]), key, column, code, message, value))
     frame = pd.DataFrame.from_records(records, columns=list(REJECT_COLUMNS))
     return frame.astype({c: "str" for c in REJECT_COLUMNS if c != "line"}).astype({"line": "int64"})

@@ -43,8 +43,9 @@ CASES = [
     ({"legacy_id": "G7", "card_number": "78", "birth_date": "1985-02-30"}, ("BIRTH_DATE_INVALID", "birth_date")),
     ({"legacy_id": "G8", "card_number": "79", "birth_date": "1850-01-01"}, ("BIRTH_DATE_INVALID", "birth_date")),
     ({"legacy_id": "G9", "card_number": "80", "created_at": "last tuesday"}, ("CREATED_AT_INVALID", "created_at")),
-    ({"legacy_id": "G10", "phone": "06 12 34 56 78", "first_name": "  Élodie ", "birth_date": "12/04/1985",
+    ({"legacy_id": "G10", "phone": "06 12 34 56 78", "first_name": "  Élodie ", "birth_date": "25/04/1985",
       "gender": "F", "created_at": "2024-01-15 10:00:00", "card_number": " 000123 "}, None),
+    ({"legacy_id": "G11", "card_number": "8\x001"}, ("CONTROL_CHARACTER", "card_number")),
 ]
 
 
@@ -58,7 +59,7 @@ def test_one_row_per_reason_code_and_conservation():
     assert got == expected
     assert set(result.rejects["reason_code"]) == set(REASON_CODES)
     assert (result.rejects["stage"] == "members").all() and (result.rejects["file"] == "members.csv").all()
-    assert result.counts() == {"rows_read": 11, "accepted": 2, "rejected": 9, "duplicate_groups": 0,
+    assert result.counts() == {"rows_read": 12, "accepted": 2, "rejected": 10, "duplicate_groups": 0,
                                "duplicate_members": 0, "identifiers_dropped": 0}
 
 
@@ -112,7 +113,7 @@ def test_accepted_members_are_normalised():
     assert g10["first_name"] == "Élodie"
     assert (g10["phone"], g10["phone_raw"]) == ("+33612345678", "06 12 34 56 78")
     assert g10["card_number"] == "000123"
-    assert g10["birth_date"] == "1985-04-12" and g10["gender"] == "female"
+    assert g10["birth_date"] == "1985-04-25" and g10["gender"] == "female"
     assert (g10["created_at_utc"], g10["created_at_raw"]) == ("2024-01-15T09:00:00+00:00", "2024-01-15 10:00:00")
     assert (g10["source_file"], g10["source_line"]) == ("members.csv", 12)
     g1 = m.set_index("legacy_id").loc["G1"]
@@ -189,3 +190,19 @@ def test_every_row_is_accepted_or_rejected_with_a_reason(rows):
     identifiers = (r.members["email"] != "") | (r.members["phone"] != "") | (r.members["card_number"] != "")
     assert identifiers.all()
     assert (r.duplicates.groupby("group_id")["legacy_id"].nunique() >= 2).all()
+
+
+def test_a_nul_byte_rejects_the_row_and_an_ambiguous_date_is_refused_unless_date_format_says():
+    frame = pd.DataFrame({"legacy_id": ["G\x002", "G3", "G4"], "first_name": ["Ann", "Bo", "Cy"],
+                          "last_name": ["Lee", "Ng", "Li"], "card_number": ["1", "2\x00", "3"],
+                          "birth_date": ["", "", "03/04/1990"], "_line": [2, 3, 4]})
+    r = prepare_members(frame, source_file="m.csv", default_region="FR", timezone="UTC")
+    assert r.rows_read == 3 and len(r.members) == 0
+    got = r.rejects[["line", "record_key", "column", "reason_code", "value"]].values.tolist()
+    assert got == [[2, "G\\x002", "legacy_id", "CONTROL_CHARACTER", "G\\x002"],
+                   [3, "G3", "card_number", "CONTROL_CHARACTER", "2\\x00"],
+                   [4, "G4", "birth_date", "BIRTH_DATE_INVALID", "03/04/1990"]]
+    assert "U+0000" in r.rejects["message"].iloc[0] and "date_format" in r.rejects["message"].iloc[2]
+    told = prepare_members(frame.iloc[2:], source_file="m.csv", default_region="FR", timezone="UTC",
+                           date_format="%d/%m/%Y")
+    assert told.members["birth_date"].tolist() == ["1990-04-03"]

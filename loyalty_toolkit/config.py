@@ -15,11 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import STAGE_NAMES
+from loyalty_toolkit.yaml_marks import check_directory, text_codec, decode_config, field_position, load_yaml, placed
 
 # Canonical member fields -> column header in the legacy export (the demo's defaults).
 MEMBER_COLUMNS: dict[str, str] = {
@@ -78,6 +78,11 @@ class CsvSource(_Strict):
     encoding: str = "auto"
     delimiter: str = "auto"
     timezone: str = "UTC"
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str) -> str:
+        return text_codec(v)
     columns: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("delimiter")
@@ -433,19 +438,13 @@ def _resolve_paths(data: dict[str, Any], root: Path, cfg_name: str) -> None:
 def parse_config(text: str, path: Path) -> Config:
     """Validate config text as if it were the file at ``path`` (used by load and by tests)."""
     name = path.name
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML: {problem}", file=name, line=line, column=col) from None
-    except ValueError as exc:  # a scalar YAML reads as a date or time that does not exist (2026-13-01)
-        raise ConfigError(f"not valid YAML: {exc}", file=name) from None
+    data = load_yaml(text, name)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with migration: and sources:", file=name)
-    _resolve_paths(data, path.parent.resolve(), name)
+    try:
+        _resolve_paths(data, path.parent.resolve(), name)
+    except ConfigError as exc:
+        raise placed(exc, text) from None
     data["path"] = str(path.resolve())
     try:
         cfg = Config.model_validate(data)
@@ -457,9 +456,12 @@ def parse_config(text: str, path: Path) -> Config:
             msg = "unknown field (check the spelling; docs/config.md lists every field)"
         elif err["type"] == "missing":
             msg = "required field is missing"
-        raise ConfigError(msg, file=name, field=field) from None
+        line, column = field_position(text, tuple(err["loc"]), key=err["type"] == "extra_forbidden")
+        raise ConfigError(msg, file=name, field=field, line=line, column=column) from None
     _check_import_date(cfg, text, name)
+    check_directory(cfg.output_root(), text, name, ("migration", "output_dir"))
     return cfg
+
 
 
 def splio_import_floor(cfg: Config) -> date:
@@ -486,18 +488,8 @@ def _check_import_date(cfg: Config, text: str, name: str) -> None:
 
 
 def yaml_position(text: str, keys: tuple[str, ...]) -> tuple[int | None, int | None]:
-    """1-based line and column of the value at ``keys`` in YAML ``text`` (None, None if absent)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None, None
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None, None
-        node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-        if node is None:
-            return None, None
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    """1-based line and column of the value at ``keys`` in YAML ``text`` (see ``yaml_marks``)."""
+    return field_position(text, keys)
 
 
 def load_config(path: str | Path) -> Config:
@@ -506,7 +498,7 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise ConfigError("no such config file", file=str(path))
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config: {exc}", file=p.name) from None
-    return parse_config(text, p)
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=p.name) from None
+    return parse_config(decode_config(data, p.name), p)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ def test_errors_name_the_file_and_the_field(write_config, text, field, words):
     with pytest.raises(ConfigError) as err:
         load_config(write_config(text, {"legacy/members.csv": MEMBERS}))
     line = err.value.one_line()
-    assert line.startswith(f"migration.yml: {field}: ")
+    # issue #17: the line and column of the offending field, from the YAML loader's marks
+    assert re.match(rf"migration\.yml:\d+: column \d+: {re.escape(field)}: ", line), line
     assert words in line
     assert "\n" not in line
 
@@ -122,3 +124,15 @@ def test_each_phone_source_has_its_own_region_defaulting_to_the_members(write_co
                                    "  target_members:\n    rehearsal: true\n", files))
     assert (cfg.phone_region("members"), cfg.phone_region("opening_balances"), cfg.phone_region("target_members")) \
         == ("FR", "VN", "FR")
+
+
+@pytest.mark.parametrize("text, where", [
+    (BASE.replace("legacy/members.csv", "legacy/guests.csv"), (7, 11)),
+    (BASE + "subset:\n  fracton: 0.5\n", (9, 3)),           # an unknown field: its key
+    (BASE + "    encoding: rot13\n", (8, 15)),
+    (BASE.replace("  name: t\n", ""), (3, 3)),               # a missing field: the mapping it belongs to
+])
+def test_config_errors_point_at_the_line_and_column(write_config, text, where):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(text, {"legacy/members.csv": MEMBERS}))
+    assert (err.value.line, err.value.column) == where, err.value.one_line()

@@ -133,13 +133,15 @@ def _detect_encoding(data: bytes, encoding: str, path: Path, stage: str | None) 
         utf8_error = _first_error(data, "utf-8")
         if utf8_error is None:
             return "utf-8"
-        cp_error = _first_error(data, "cp1252")
-        if cp_error is not None:
-            raise _decode_error(data, "cp1252", cp_error, "cp1252 / utf-8", path, stage)
+        # UTF-8 elsewhere in the file: the first line that is not UTF-8 is the one to name, even when
+        # a later UTF-8 character (Đ = c4 90) is not cp1252 either
         if _UTF8_SEQUENCE.search(data):
             raise _decode_error(data, "utf-8", utf8_error, "utf-8", path, stage,
                                 "; other lines are utf-8, so the file mixes encodings: re-export it or "
                                 "declare its encoding")
+        cp_error = _first_error(data, "cp1252")
+        if cp_error is not None:
+            raise _decode_error(data, "cp1252", cp_error, "cp1252 / utf-8", path, stage)
         return "cp1252"
     exc = _first_error(data, codec)
     if exc is not None:

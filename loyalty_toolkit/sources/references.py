@@ -212,6 +212,14 @@ def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame({**empty, "line": np.zeros(0, dtype=np.int64)}, columns=list(REFERENCE_COLUMNS))
     if len(parts) == 1:
         return parts[0].reset_index(drop=True)
-    data = {c: union_categoricals([p[c].array for p in parts]) for c in TEXT_COLUMNS}
+    data = {c: union_categoricals([_text_categories(p[c].array) for p in parts]) for c in TEXT_COLUMNS}
     data["line"] = np.concatenate([p["line"].to_numpy() for p in parts])
     return pd.DataFrame(data, columns=list(REFERENCE_COLUMNS))
+
+
+def _text_categories(values: pd.Categorical) -> pd.Categorical:
+    """The same values with ``str`` categories: union_categoricals refuses mixed category dtypes, and
+    an input with no rows (a header-only file) infers ``object`` categories where others have ``str``."""
+    if values.categories.dtype == "str":
+        return values
+    return pd.Categorical.from_codes(values.codes, categories=pd.Index(values.categories, dtype="str"))

@@ -51,7 +51,7 @@ def test_config_pointing_nowhere(tmp_path):
     (tmp_path / "migration.yml").write_text(CONFIG.format(path="legacy/guests.csv"))
     res = subprocess.run([CLI, "run", "migration.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
-    assert res.stderr.strip() == "error: migration.yml: sources.members.path: no such file: legacy/guests.csv"
+    assert res.stderr.strip() == "error: migration.yml:7: column 11: sources.members.path: no such file: legacy/guests.csv"
 
 
 def test_missing_config_file(tmp_path):

@@ -162,3 +162,14 @@ def test_read_column_fast_path_names_a_missing_header_as_the_csv_loop(tmp_path: 
     with pytest.raises(InputError) as strict:
         _read_column_strict(p, "user id")
     assert fast.value.one_line() == strict.value.one_line()
+
+
+def test_an_input_with_no_rows_combines_with_the_others_whatever_its_category_dtype():
+    """Issue #17: a header-only burnreward file failed stage 02 with 'dtype of categories must be the same'."""
+    from loyalty_toolkit.sources.references import _combine, _part
+
+    empty = _part("rewards/b.csv", Path("b.csv"), np.zeros(0, dtype=np.int64), "card", pd.Series([], dtype="str"))
+    empty["ref_value"] = pd.Categorical(np.asarray([], dtype=object))  # object categories, as pandas infers them
+    rows = _part("rewards/e.csv", Path("e.csv"), np.array([2, 3]), "card", pd.Series(["C1", "C2"]))
+    both = _combine([empty, rows])
+    assert both["ref_value"].astype(str).tolist() == ["C1", "C2"] and both["line"].tolist() == [2, 3]

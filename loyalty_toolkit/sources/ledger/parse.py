@@ -26,6 +26,7 @@ Every input row ends up in exactly one of ``entries`` and ``rejects``:
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -406,6 +407,10 @@ def _either(first: np.ndarray, a: _Text, b: _Text, keep: np.ndarray | None) -> p
                                      validate=False)
 
 
+# Commas only as thousands separators: 1,500,000 or 1,500.25 (a single ,500 is refused by parse_decimal).
+_COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 def _parse_points(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct text: Decimal, int64 micro-points, check (0 ok, 1 POINTS_INVALID, 2 POINTS_PRECISION)
     and message. Ledgers repeat a few thousand values over millions of rows, and the rows then
@@ -419,6 +424,10 @@ def _parse_points(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     for i, t in enumerate(values):
         if t == "":
             u_code[i], u_msg[i] = 1, "points are empty"
+            continue
+        if "," in t and not _COMMA_THOUSANDS.fullmatch(t.strip()):
+            # Zenoti writes a decimal point; 12,5 is a decimal comma from a re-saved file (docs/transfers.md)
+            u_code[i], u_msg[i] = 1, "a decimal comma (write 12.5, not 12,5)"
             continue
         try:
             d = parse_decimal(t)

@@ -168,7 +168,7 @@ def test_empty_action_date_and_bad_effective_dates_are_date_invalid():
     ("10.500000000", Decimal("10.5")),   # trailing zeros are no extra precision
     ("0.000001", Decimal("0.000001")),
     ("1,500,000", Decimal("1500000")),
-    ("12,5", Decimal("12.5")),
+    ("1,500.25", Decimal("1500.25")),
 ])
 def test_points_are_exact_decimals(text, expected):
     p = parse_ledger(frame(accrual(points=text)), source_file="f", timezone="UTC")
@@ -183,6 +183,8 @@ def test_points_are_exact_decimals(text, expected):
     ("NaN", "POINTS_INVALID"),
     ("", "POINTS_INVALID"),
     ("1,500", "POINTS_INVALID"),                 # ambiguous: 1500 or 1.5
+    ("12,5", "POINTS_INVALID"),                  # a decimal comma is refused, as docs/transfers.md says (#17)
+    ("1.500,25", "POINTS_INVALID"),
     ("2000000000000", "POINTS_INVALID"),         # beyond 10^12 points per row
 ])
 def test_points_that_cannot_be_carried_exactly_are_rejected(text, code):

@@ -38,6 +38,7 @@ from loyalty_toolkit.sources.csv_scan import count_plain_records, decodes
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 _HEAD_BYTES = 1 << 20  # enough to hold any sane header line
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # in a header name: a NUL byte, a control
 _PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 # A complete multi-byte UTF-8 sequence: in a file that fails UTF-8, these betray mixed encodings.
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
@@ -324,7 +325,11 @@ def _check_header(header: list[str], line: int, required: Iterable[str], path: P
     names = [h.strip() for h in header]
     names[0] = names[0].lstrip("\ufeff").strip()
     seen: set[str] = set()
-    for name in names:
+    for i, name in enumerate(names, start=1):
+        if _CONTROL.search(name):  # "email\x00" would silently not be the email column
+            bad = _CONTROL.search(name).group()
+            shown = name.encode("unicode_escape").decode("ascii")
+            raise _error(f"header name '{shown}' holds U+{ord(bad):04X}", path, stage, line=line, column=i)
         if name and name in seen:
             raise _error("duplicate column name in header", path, stage, line=line, column=name)
         seen.add(name)

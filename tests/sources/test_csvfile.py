@@ -222,3 +222,12 @@ def test_count_records_checks_width_like_read_table():
         count_records(fixture("unterminated.csv"), sniff(fixture("unterminated.csv")))
     assert count_records(fixture("embedded_newline.csv"), sniff(fixture("embedded_newline.csv"))) == 3
     assert count_records(fixture("header_only.csv"), sniff(fixture("header_only.csv"))) == 0
+
+
+def test_a_control_character_in_a_header_name_is_an_error_at_its_column(tmp_path):
+    """Issue #17: 'email\\x00' silently was not the email column."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"guest_id,email\x00\nG1,a@x.fr\n")
+    with pytest.raises(InputError) as err:
+        read_table(path)
+    assert (err.value.line, err.value.column) == (1, 2) and "U+0000" in err.value.message

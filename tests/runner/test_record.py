@@ -51,3 +51,13 @@ def test_a_not_applicable_stage_does_not_fail_the_run_and_is_shown_plainly(tmp_p
     assert ("<tr class='not_applicable'><td>03_transfers</td><td>not applicable</td><td colspan='6'>no sources.ledger "
             "and no sources.opening_balances; not run</td></tr>") in page
     assert "Every stage that applies passed." in page and "Not applicable to this program: 03_transfers." in page
+
+
+def test_the_index_marks_the_unmasked_reject_files_restricted(tmp_path):
+    for rel in ("rejects/members.csv", "rejects/pii/members.csv"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("stage,line\n", encoding="utf-8")
+    items = [line for line in _index_text(tmp_path, {}, {}).split("<li>") if "bytes)" in line]
+    assert len(items) == 2
+    assert "restricted" in next(i for i in items if "rejects/pii/members.csv" in i)
+    assert "restricted" not in next(i for i in items if "rejects/members.csv" in i and "pii" not in i)

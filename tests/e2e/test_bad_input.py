@@ -93,7 +93,7 @@ CASES_PARTIAL = {
     "members-only-without-target": ("", False, None,
                                     "migration.yml: sources.target_members: stage 02 (mapping) always runs and needs it"),
     "reward-file-missing": ("  rewards:\n    files:\n      - legacy/rewards/demo_earnreward_main_20990101.csv\n",
-                            True, None, "error: migration.yml: sources.rewards.files.0: no such file: "
+                            True, None, "error: migration.yml:12: column 9: sources.rewards.files.0: no such file: "
                                         "legacy/rewards/demo_earnreward_main_20990101.csv"),
     "empty-ledger-file": ("  ledger:\n    path: legacy/points_liability.csv\n", True,
                           {"legacy/points_liability.csv": b""}, "points_liability.csv:1: file is empty"),

@@ -54,6 +54,7 @@ ACCRUAL = "accrual"
 REDEMPTION = "redemption"
 
 # Reason codes, checked in this order; a row gets the first that applies.
+CONTROL_CHARACTER = "CONTROL_CHARACTER"  # user id or guestpointsid: the transfer files cannot carry it
 USER_ID_MISSING = "USER_ID_MISSING"
 RECORD_TYPE_UNKNOWN = "RECORD_TYPE_UNKNOWN"
 POINTS_INVALID = "POINTS_INVALID"
@@ -250,6 +251,12 @@ def parse_ledger(
         reason[mask] = len(checks)
 
     user_id = col("user_id")
+    for field in ("user_id", "guestpointsid"):  # both end up in the transfer files (XML, JSON)
+        text = col(field)
+        bad = np.fromiter((bool(_NOT_XML.search(v)) for v in text.values), dtype=bool, count=len(text.values))
+        reject(text.per_row(bad), CONTROL_CHARACTER, field,
+               f"{headers.get(field, field)} holds a control character (a NUL byte?) the transfer files cannot carry",
+               None)
     reject(user_id.per_row(user_id.values == ""), USER_ID_MISSING, "user_id", "user id is empty", None)
 
     # few distinct record types: lower-case those, not every row
@@ -407,6 +414,7 @@ def _either(first: np.ndarray, a: _Text, b: _Text, keep: np.ndarray | None) -> p
                                      validate=False)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Commas only as thousands separators: 1,500,000 or 1,500.25 (a single ,500 is refused by parse_decimal).
 _COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 

@@ -317,3 +317,11 @@ def test_read_ledger_missing_required_header_names_file_and_line(tmp_path):
     with pytest.raises(InputError) as info:
         read_ledger(LedgerSource(path=path))
     assert str(info.value).startswith("[transfers] l.csv:1: column Loyalty Points: mapped column missing")
+
+
+@pytest.mark.parametrize("field", ["user_id", "guestpointsid"])
+def test_a_nul_byte_in_an_id_the_transfer_files_carry_is_a_reject(field):
+    """Issue #17: a NUL in a lot id failed stage 03's writer with a ValueError."""
+    row = accrual(**{field: "G\x001" if field == "user_id" else "gp\x001"})
+    p = parse_ledger(frame(row), source_file="f", timezone="UTC")
+    assert p.rejects.reason_code.tolist() == ["CONTROL_CHARACTER"] and len(p.entries) == 0

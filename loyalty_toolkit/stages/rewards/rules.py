@@ -60,6 +60,8 @@ BURN_DATE_MISSING = "BURN_DATE_MISSING"
 ALREADY_BURNED = "ALREADY_BURNED"
 ATTRIBUTION_CARD_MISMATCH = "ATTRIBUTION_CARD_MISMATCH"
 FORMULA_CELL = "FORMULA_CELL"  # = csv_cells.FORMULA_CELL
+CONTROL_CHARACTER = "CONTROL_CHARACTER"
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 REASON_CODES: tuple[str, ...] = (
     MANDATORY_EMPTY, VALUE_TOO_LONG, FLAG_INVALID, MONETARY_TYPE_INVALID, MONETARY_VALUE_INVALID,
@@ -70,6 +72,7 @@ REASON_CODES: tuple[str, ...] = (
     CARD_UNKNOWN, ATTRIBUTION_ID_AUTO_GENERATED, ATTRIBUTION_ID_DUPLICATE, QUANTITY_INVALID,
     EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE, BURN_BEFORE_EARN, STOCK_EXHAUSTED,
     ATTRIBUTION_UNKNOWN, BURN_DATE_MISSING, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH, FORMULA_CELL,
+    CONTROL_CHARACTER,
 )
 # Identifiers and codes Splio and Open Loyalty take as written: a spreadsheet formula there cannot be
 # neutralised (a leading ' would change the id or the coupon code), so the row is refused instead.
@@ -124,6 +127,9 @@ def require(row: Mapping[str, object], columns: tuple[str, ...]) -> None:
 def verbatim(row: Mapping[str, object], scope: str) -> None:
     """FORMULA_CELL for the first identifier or code of ``scope`` a spreadsheet would run as a formula."""
     for c in VERBATIM[scope]:
+        if _CONTROL.search(value(row, c)):
+            raise RuleFailure(CONTROL_CHARACTER, c, f"{c} holds a control character (a NUL byte?) the target "
+                              "cannot take", value(row, c).encode("unicode_escape").decode("ascii"))
         if is_formula(value(row, c)):
             raise RuleFailure(FORMULA_CELL, c, f"{c} starts like a spreadsheet formula and the target takes it "
                               "as written: refused rather than altered", value(row, c))

@@ -42,15 +42,16 @@ Reason codes (a row of this table per code; a test checks it matches ``rewards.r
 | BURN_DATE_MISSING | burn | burn_date is empty |
 | ALREADY_BURNED | burn | the attribution was burned before: burn_date in earnreward, or an earlier burn row |
 | ATTRIBUTION_CARD_MISMATCH | burn | the attribution belongs to another card |
+| CONTROL_CHARACTER | all | the same identifiers or codes hold a control character (a NUL byte); the value is shown escaped |
 | FORMULA_CELL | all | an identifier or code the target takes as written (masterreward external_id; earnreward reward_id, attribution_id; burnreward attribution_id) starts like a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR) |
 
-Order of checks. masterreward: MANDATORY_EMPTY, FORMULA_CELL, VALUE_TOO_LONG, FLAG_INVALID, MONETARY_TYPE_INVALID,
+Order of checks. masterreward: MANDATORY_EMPTY, CONTROL_CHARACTER, FORMULA_CELL, VALUE_TOO_LONG, FLAG_INVALID, MONETARY_TYPE_INVALID,
 MONETARY_VALUE_INVALID, MONETARY_INCOMPLETE, NQP_VALUE_INVALID, HOLDING_DAYS_INVALID,
 VALIDITY_COUNT_INVALID, VALIDITY_TYPE_INVALID, forced dates (DATE_*), FORCED_VALIDITY_INCOMPLETE,
-VALIDITY_RANGE_INVALID, MAX_ATTRIBUTION_COUNT_INVALID, stock. earnreward: MANDATORY_EMPTY, FORMULA_CELL,
+VALIDITY_RANGE_INVALID, MAX_ATTRIBUTION_COUNT_INVALID, stock. earnreward: MANDATORY_EMPTY, CONTROL_CHARACTER, FORMULA_CELL,
 REWARD_UNKNOWN, CARD_UNKNOWN, attribution_id (AUTO_GENERATED, MANDATORY_EMPTY, VALUE_TOO_LONG,
 DUPLICATE), QUANTITY_INVALID, dates (DATE_*), VALIDITY_RANGE_INVALID, EARN_DATE_AFTER_CUTOVER, BURN_DATE_FUTURE,
-BURN_BEFORE_EARN, STOCK_EXHAUSTED. burnreward: MANDATORY_EMPTY, FORMULA_CELL, CARD_UNKNOWN, ATTRIBUTION_UNKNOWN,
+BURN_BEFORE_EARN, STOCK_EXHAUSTED. burnreward: MANDATORY_EMPTY, CONTROL_CHARACTER, FORMULA_CELL, CARD_UNKNOWN, ATTRIBUTION_UNKNOWN,
 BURN_DATE_MISSING, DATE_*, BURN_DATE_FUTURE, ALREADY_BURNED, ATTRIBUTION_CARD_MISMATCH,
 BURN_BEFORE_EARN (the state of the attribution comes before its owner, so Example 3's
 "already_burned" row, whose card is not the owner's, reads as already burned).

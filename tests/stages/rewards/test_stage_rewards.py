@@ -451,6 +451,7 @@ RULES = [
     B("burned before it was earned", {"burn_date": "2018-08-01 08:59:59"}, "BURN_BEFORE_EARN", "burn_date"),
     B("attribution_id a spreadsheet formula", {"attribution_id": "=cmd|' /C calc'!A0"}, "FORMULA_CELL",
       "attribution_id"),
+    B("attribution_id with a NUL byte", {"attribution_id": "EG\x002563"}, "CONTROL_CHARACTER", "attribution_id"),
 ]
 
 

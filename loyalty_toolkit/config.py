@@ -13,9 +13,9 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import STAGE_NAMES
@@ -67,6 +67,9 @@ OPENING_COLUMNS: dict[str, str] = {
 }
 
 
+Encoding = Annotated[str, AfterValidator(text_codec)]  # auto, or a text encoding Python knows
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,14 +78,9 @@ class CsvSource(_Strict):
     """A delimited legacy export."""
 
     path: Path
-    encoding: str = "auto"
+    encoding: Encoding = "auto"
     delimiter: str = "auto"
     timezone: str = "UTC"
-
-    @field_validator("encoding")
-    @classmethod
-    def _codec(cls, v: str) -> str:
-        return text_codec(v)
     columns: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("delimiter")
@@ -195,7 +193,7 @@ class RewardMasterExport(_Strict):
     path: Path | None = None
     rehearsal: bool = False
     rehearsal_seed: int = 0  # seeds the rehearsal's internal ids, so a rehearsal replays
-    encoding: str = "auto"
+    encoding: Encoding = "auto"
     delimiter: str = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
 

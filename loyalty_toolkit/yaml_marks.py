@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ def load_yaml(text: str, name: str) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=name, line=line, column=col) from None
     except ValueError as exc:  # a scalar YAML reads as a date or time that does not exist (2026-13-01)
-        line, col = _scalar_position(text, str(exc))
+        line, col = _bad_date_position(text)
         raise ConfigError(f"not valid YAML: {exc}", file=name, line=line, column=col) from None
     except RecursionError:
         raise ConfigError(f"not valid YAML: nested too deeply (more than {MAX_DEPTH} levels)", file=name) from None
@@ -73,7 +72,7 @@ def _check_depth(text: str, name: str) -> None:
                 depth = max(depth - 1, 0)
 
 
-def _scalar_position(text: str, _message: str) -> tuple[int | None, int | None]:
+def _bad_date_position(text: str) -> tuple[int | None, int | None]:
     """The first scalar that looks like a date but is not one (yaml's date resolver raised on it)."""
     for line_no, line in enumerate(text.splitlines(), start=1):
         m = re.search(r"(?<![\w-])\d{4}-\d{1,2}-\d{1,2}(?![\w-])", line)
@@ -97,8 +96,7 @@ def field_position(text: str, loc: tuple[Any, ...], *, key: bool = False) -> tup
         return None, None
     found = node
     key_node = None
-    limit = sys.getrecursionlimit()
-    for part in loc[:limit]:
+    for part in loc:
         if isinstance(found, yaml.MappingNode):
             pair = next(((k, v) for k, v in found.value if getattr(k, "value", None) == str(part)), None)
             if pair is None:

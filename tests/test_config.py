@@ -136,3 +136,15 @@ def test_config_errors_point_at_the_line_and_column(write_config, text, where):
     with pytest.raises(ConfigError) as err:
         load_config(write_config(text, {"legacy/members.csv": MEMBERS}))
     assert (err.value.line, err.value.column) == where, err.value.one_line()
+
+
+def test_a_date_that_does_not_exist_is_named_by_its_line(write_config):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(BASE + "rewards:\n  import_date: 2026-13-01\n", {"legacy/members.csv": MEMBERS}))
+    assert (err.value.line, err.value.column) == (9, 16) and "month must be in 1..12" in err.value.message
+
+
+def test_yaml_nested_thousands_deep_is_a_one_line_error(write_config):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config("migration: " + "[" * 5000 + "]" * 5000 + "\n", {}))
+    assert err.value.line == 1 and "nested too deeply" in err.value.one_line()

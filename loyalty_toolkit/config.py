@@ -253,7 +253,12 @@ class OpenLoyaltyMembers(_Strict):
     max_file_mb: float = Field(95.0, gt=0, lt=100)
 
 
+# Open Loyalty target profiles (the rule tables live in targets/ol_profiles.py; a test keeps the names in step).
+OPENLOYALTY_PROFILES = ("hosted", "oss-3")
+
+
 class OpenLoyalty(_Strict):
+    profile: str = "hosted"  # which importer the files are for: the hosted platform or the OSS 3.x one
     members: OpenLoyaltyMembers = OpenLoyaltyMembers()
 
 
@@ -459,7 +464,17 @@ def parse_config(text: str, path: Path) -> Config:
             msg = "required field is missing"
         raise ConfigError(msg, file=name, field=field) from None
     _check_import_date(cfg, text, name)
+    _check_profile(cfg, text, name)
     return cfg
+
+
+def _check_profile(cfg: Config, text: str, name: str) -> None:
+    """An unknown target profile is named with its line and column (the tables would not know it)."""
+    value = cfg.targets.openloyalty.profile
+    if value not in OPENLOYALTY_PROFILES:
+        line, column = yaml_position(text, ("targets", "openloyalty", "profile"))
+        raise ConfigError(f"unknown target profile {value!r}; known: {', '.join(OPENLOYALTY_PROFILES)}",
+                          file=name, line=line, column=column, field="targets.openloyalty.profile")
 
 
 def splio_import_floor(cfg: Config) -> date:

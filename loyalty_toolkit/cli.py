@@ -19,6 +19,7 @@ from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.runner import preflight, run, status
 from loyalty_toolkit.runner.workspace import init_workspace, run_demo
 from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
+from loyalty_toolkit.targets.ol_profiles import DEFAULT_PROFILE, PROFILES, profile
 from loyalty_toolkit.support.explain_run import explain_member
 from loyalty_toolkit.support.repro import repro
 
@@ -111,10 +112,12 @@ def validate_cmd(config: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Seed of the rehearsal's member IDs.")
 @click.option("--keep-existing", is_flag=True, help="Import on top of earlier rehearsal imports (duplicates are refused).")
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True, type=click.Choice(list(PROFILES)),
+              help="The target profile whose member rules the rehearsal applies (docs/targets.md).")
 @_one_line_errors
-def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool) -> None:
+def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool, profile_name: str) -> None:
     """Import RUN_DIR's members XML into the local rehearsal target (a rehearsal, not the platform)."""
-    r = rehearse_import(run_dir, seed=seed, fresh=not keep_existing)
+    r = rehearse_import(run_dir, seed=seed, fresh=not keep_existing, profile=profile(profile_name))
     click.echo(f"rehearsal (not the platform): {r.totals['totalSuccess']:,} imported, {r.totals['totalFailed']:,} refused;"
                f" result {r.import_result}; member export {r.members_export}")
 

@@ -14,7 +14,9 @@ the one it is refused with. Rule kinds:
 * ``any_of``: at least one of the ``|``-separated elements is present and not blank;
 * ``format``: ``value`` is ``bool``, ``date`` (strict: a real YYYY-MM-DD day), ``date_php`` (what
   PHP's ``createFromFormat('Y-m-d')`` takes: the shape only, 1990-02-30 passes), ``uuid`` or
-  ``enum:a|b``; checked only when the element has text, unless ``when`` is ``always``;
+  ``enum:a|b``; ``when`` says which values are looked at: ``present`` (text that is not blank),
+  ``node`` (the element is there, even empty), ``php_nonempty`` (PHP's ``empty()`` is false: not
+  '' nor '0', XmlNodeValidator.php:82, 91) or ``always`` (an absent element reads as '');
 * ``unique``: refused when an earlier member (in the target or the same file) holds the same value
   (``value`` ``lower``: compared lower-cased);
 * ``transfer_*``, ``file_*``, ``ignored``, ``upload_limit``, ``coupon_format``: facts the transfer and
@@ -75,26 +77,31 @@ OSS_3: tuple[Rule, ...] = (
     _member("OSS_LASTNAME_REQUIRED", "required", "lastName", "", _REQ.format("lastName"), CUSTOMER_CONVERTER + ":27"),
     _member("OSS_ACTIVE_REQUIRED", "required", "active", "", _REQ.format("active"), CUSTOMER_CONVERTER + ":28-31"),
     _member("OSS_ACTIVE_BOOL", "format", "active", "bool", _BOOL.format("active"),
-            CUSTOMER_CONVERTER + ":30; " + NODE_VALIDATOR + ":77-88"),
+            CUSTOMER_CONVERTER + ":30; " + NODE_VALIDATOR + ":77-88", when="php_nonempty"),
     _member("OSS_SENDMAIL_BOOL", "format", "sendActivationMail", "bool", _BOOL.format("sendActivationMail"),
-            CUSTOMER_CONVERTER + ":32-34"),
+            CUSTOMER_CONVERTER + ":32-34", when="php_nonempty"),
     _member("OSS_BIRTHDATE_FORMAT", "format", "birthDate", "date_php",
             "birthDate has invalid date format (Y-m-d required)",
             CUSTOMER_CONVERTER + ":35-37; " + NODE_VALIDATOR + ":46-58 (an absent node reads as '', which fails)",
             when="always"),
     _member("OSS_AGREEMENT1_REQUIRED", "required", "agreement1", "", _REQ.format("agreement1"),
             CUSTOMER_CONVERTER + ":38-41"),
-    _member("OSS_AGREEMENT1_BOOL", "format", "agreement1", "bool", _BOOL.format("agreement1"), CUSTOMER_CONVERTER + ":40"),
+    _member("OSS_AGREEMENT1_BOOL", "format", "agreement1", "bool", _BOOL.format("agreement1"), CUSTOMER_CONVERTER + ":40",
+            when="php_nonempty"),
     _member("OSS_AGREEMENT2_BOOL", "format", "agreement2", "bool", _BOOL.format("agreement2"),
-            CUSTOMER_CONVERTER + ":42-44"),
+            CUSTOMER_CONVERTER + ":42-44", when="php_nonempty"),
     _member("OSS_AGREEMENT3_BOOL", "format", "agreement3", "bool", _BOOL.format("agreement3"),
-            CUSTOMER_CONVERTER + ":45-47"),
+            CUSTOMER_CONVERTER + ":45-47", when="php_nonempty"),
     _member("OSS_GENDER_REQUIRED", "required", "gender", "", _REQ.format("gender"), CUSTOMER_CONVERTER + ":48-52"),
     _member("OSS_GENDER_ENUM", "format", "gender", "enum:male|female|not_disclosed",
-            "gender should one of (male, female, not_disclosed)", CUSTOMER_CONVERTER + ":50-51"),
-    _member("OSS_LEVELID_UUID", "format", "levelId", "uuid", "levelId should be UUID", CUSTOMER_CONVERTER + ":53-55"),
-    _member("OSS_POSID_UUID", "format", "posId", "uuid", "posId should be UUID", CUSTOMER_CONVERTER + ":56-58"),
-    _member("OSS_SELLERID_UUID", "format", "sellerId", "uuid", "sellerId should be UUID", CUSTOMER_CONVERTER + ":59-61"),
+            "gender should one of (male, female, not_disclosed)", CUSTOMER_CONVERTER + ":50-51",
+            when="php_nonempty"),
+    _member("OSS_LEVELID_UUID", "format", "levelId", "uuid", "levelId should be UUID", CUSTOMER_CONVERTER + ":53-55",
+            when="php_nonempty"),
+    _member("OSS_POSID_UUID", "format", "posId", "uuid", "posId should be UUID", CUSTOMER_CONVERTER + ":56-58",
+            when="php_nonempty"),
+    _member("OSS_SELLERID_UUID", "format", "sellerId", "uuid", "sellerId should be UUID", CUSTOMER_CONVERTER + ":59-61",
+            when="php_nonempty"),
     _member("OSS_EMAIL_UNIQUE", "unique", "email", "lower", "Customer with such email already exists.",
             REGISTER + ":116-121 (lower-cased first)"),
     _member("OSS_CARD_UNIQUE", "unique", "loyaltyCardNumber", "",
@@ -143,7 +150,8 @@ HOSTED: tuple[Rule, ...] = (
             NODE_VALIDATOR + ":77-88"),
     _member("HOSTED_BIRTHDATE_FORMAT", "format", "birthDate", "date",
             "birthDate has invalid date format (Y-m-d required)",
-            HELP_MEMBERS + " (birthDate YYYY-MM-DD; unused elements are left out, so checked only when present)"),
+            HELP_MEMBERS + " (birthDate YYYY-MM-DD; unused elements are left out, so checked only when present)",
+            when="node"),
     _member("HOSTED_AGREEMENT1_REQUIRED", "required_value", "agreement1", "", _REQ.format("agreement1"),
             HELP_SAMPLES + " (OSS " + CUSTOMER_CONVERTER + ":38-41)"),
     _member("HOSTED_AGREEMENT1_BOOL", "format", "agreement1", "bool", _BOOL.format("agreement1"), NODE_VALIDATOR + ":77-88"),

@@ -28,6 +28,14 @@ from loyalty_toolkit.store import PendingTables
 from loyalty_toolkit.store.lookup import StagingReader
 
 
+def held_summary(held: pd.DataFrame | None) -> dict:
+    """Members held back in stage 01 and their points, which are held (itemised), never missing."""
+    if held is None or held.empty:
+        return {"members": 0, "points": "0"}
+    return {"members": int(held["legacy_id"].nunique()),
+            "points": plain_decimal(sum((Decimal(str(p)) for p in held["points"]), Decimal(0)))}
+
+
 @dataclass
 class TransfersOutcome:
     lots: LotResult  # every slice's: lots and allocations keep the columns the reconciliation reads
@@ -55,6 +63,7 @@ class TransfersOutcome:
     settings: dict = field(default_factory=dict)  # granularity, rounding, negative_balance, point_value...
     phones_reread: int = 0
     show_pii: bool = False
+    held: pd.DataFrame | None = None  # points of members held back in stage 01, per member and rule
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -121,6 +130,7 @@ class TransfersOutcome:
                 "negative_balances": {"members": len(neg), "points": str(_dec(int(neg["deficit_units"].sum()))),
                                       "mode": s.get("negative_balance")},
                 "rejected_lots": len(tr.rejects), "held_for_review": len(tr.review),
+                "held_by_target": held_summary(self.held),
                 "rejects_by_reason": value_counts(self.rejects["reason_code"]),
                 "liability_per_center": liability,
                 "cross_center": {"allocations": int(cross["allocations"].sum()),
@@ -129,6 +139,10 @@ class TransfersOutcome:
             })
 
     # -- notebook tables -----------------------------------------------------------------------
+
+    def held_by_target(self) -> pd.DataFrame:
+        """Per member held back in stage 01 (the target profile refuses it): the rule and the points held."""
+        return self.held if self.held is not None else pd.DataFrame(columns=["legacy_id", "rule_id", "points"])
 
     def counts(self) -> pd.DataFrame:
         return view.counts(self.figures(), self.points())

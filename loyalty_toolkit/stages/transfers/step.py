@@ -52,6 +52,7 @@ from loyalty_toolkit.stages.transfers.checks import (
     transfers_check,
 )
 from loyalty_toolkit.stages.transfers.engine import (
+    MEMBER_UNMAPPED,
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
@@ -204,8 +205,9 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
     ledger_rejects, ledger_parsed_rows = read.ledger_rejects, read.ledger_rows
     lots = totals.lot_result()
     result = totals.transfer_result()
+    held_rules = _held_rules(ctx)
     rejects = _all_rejects(ledger_rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
-                           src.column_map()["points"])
+                           src.column_map()["points"], held_rules)
     ctx.write_rejects(rejects)
 
     files, outputs = transfer_files.close()
@@ -248,7 +250,32 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
         by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=ledger_parsed_rows,
         ledger_entries=len(entries), ledger_rejects=read.ledger_reject_counts, cutover=cutover, timezone=src.timezone,
-        settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii)
+        settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii,
+        held=_held_points(result.rejects, held_rules))
+
+
+def _held_rules(ctx: StageContext) -> dict[str, str]:
+    """legacy_id -> the profile rule that held the member back in stage 01 (none: nothing held)."""
+    if not ctx.store.has_table("member_holdback"):
+        return {}
+    held = ctx.store.read_table("member_holdback", columns=["legacy_id", "rule_id"])
+    return dict(zip(held["legacy_id"].astype(str), held["rule_id"].astype(str)))
+
+
+def _held_points(rejects: pd.DataFrame, held_rules: dict[str, str]) -> pd.DataFrame:
+    """Per held member, its points that were not transferred (lots minus deficits), with the rule."""
+    cols = ["legacy_id", "rule_id", "points"]
+    if not held_rules or rejects.empty:
+        return pd.DataFrame(columns=cols)
+    ids = text_column(rejects, "legacy_id")
+    mine = (rejects["reason_code"].astype(str).to_numpy() == MEMBER_UNMAPPED) & np.isin(ids, list(held_rules))
+    if not mine.any():
+        return pd.DataFrame(columns=cols)
+    part = pd.DataFrame({"legacy_id": ids[mine], "points": [Decimal(str(p)) for p in rejects["points"][mine]]})
+    per = part.groupby("legacy_id", sort=True)["points"].sum().reset_index()
+    per["rule_id"] = per["legacy_id"].map(held_rules)
+    per["points"] = per["points"].map(str)
+    return per[cols]
 
 
 def build_slice(entries: pd.DataFrame, o_lots: pd.DataFrame, id_map: pd.DataFrame, settings: dict, cutover: datetime,
@@ -274,11 +301,18 @@ def _read_opening(src, stage: str) -> pd.DataFrame:
 
 def _all_rejects(ledger_rejects: pd.DataFrame, opening: OpeningParse | None, unmatched: pd.DataFrame,
                  result: TransferResult, first_line: dict[str, int], ledger_file: str,
-                 points_header: str) -> pd.DataFrame:
+                 points_header: str, held_rules: dict[str, str] | None = None) -> pd.DataFrame:
     """Every row a person must look at: ledger and opening rows refused, opening rows matched to no
     mapped member, lots and deficits of unmapped members, and deficits held for review. A deficit
     names the ledger line of the member's first redemption that no lot could pay (``first_line``)."""
     rj = result.rejects.copy()
+    if held_rules and len(rj):  # a member held back in stage 01: its points are held, and say why
+        ids = text_column(rj, "legacy_id")
+        held = (rj["reason_code"].astype(str).to_numpy() == MEMBER_UNMAPPED) & np.isin(ids, list(held_rules))
+        if held.any():
+            rj["message"] = rj["message"].astype(object)
+            rj.loc[held, "message"] = [f"HELD: member {u} held back in stage 01, the target refuses it "
+                                       f"({held_rules[u]}); {m}" for u, m in zip(ids[held], rj["message"][held])]
     no_lot = text_column(rj, "lot_id") == ""
     if no_lot.any():
         rj.loc[no_lot, "line"] = [int(first_line.get(u, 0)) for u in text_column(rj, "legacy_id")[no_lot]]

@@ -94,6 +94,17 @@ def run_cmd(config: Path, stages: str | None, run_id: str | None, show_pii: bool
     _report(run(config, stages=stages, run_id=run_id, show_pii=show_pii))
 
 
+@main.command("verify")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--run-id", required=True, help="The run (folder name under output_dir) whose transfers were imported.")
+@click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@_one_line_errors
+def verify_cmd(config: Path, run_id: str, show_pii: bool) -> None:
+    """After the transfer import: prove each member's balance at the target (sources.target_balances)
+    equals the points run RUN_ID transferred; mismatches are named, exit 1."""
+    _report(run(config, stages=["verify"], run_id=run_id, show_pii=show_pii))
+
+
 @main.command("validate")
 @click.argument("config", type=click.Path(path_type=Path))
 @_one_line_errors

@@ -170,6 +170,44 @@ class TargetMembersSource(_Strict):
         return self
 
 
+# Canonical fields of the target's balance export -> its headers (the rehearsal target's by default).
+BALANCE_EXPORT_COLUMNS: dict[str, str] = {"target_id": "memberId", "balance": "points"}
+
+
+class TargetBalancesSource(_Strict):
+    """The target's member balance export taken after the unit-transfer import (stage 06, verify).
+
+    ``path`` is that export; ``before`` the one taken before the import, when members already held
+    points there; ``columns`` maps ``target_id`` and ``balance`` to its headers. With ``rehearsal:
+    true`` stage 06 first imports the run's transfer files into the local rehearsal target and reads
+    the export it writes.
+    """
+
+    path: Path | None = None
+    before: Path | None = None
+    rehearsal: bool = False
+    encoding: str = "auto"
+    delimiter: str = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def column_map(self) -> dict[str, str]:
+        return {**BALANCE_EXPORT_COLUMNS, **self.columns}
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(BALANCE_EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown balance export field(s) {unknown}; known: {sorted(BALANCE_EXPORT_COLUMNS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetBalancesSource:
+        if self.rehearsal == (self.path is not None):
+            raise ValueError("set either rehearsal: true or path: <the target's balance export after the import>")
+        return self
+
+
 # Canonical fields of Splio's master reward export -> column header (the rehearsal's own headers).
 REWARD_EXPORT_COLUMNS: dict[str, str] = {
     "external_id": "external_id",
@@ -218,6 +256,7 @@ class Sources(_Strict):
     opening_balances: OpeningBalancesSource | None = None
     rewards: RewardsSource | None = None
     target_members: TargetMembersSource | None = None
+    target_balances: TargetBalancesSource | None = None
     reward_master_export: RewardMasterExport | None = None
 
 
@@ -370,13 +409,16 @@ class Config(_Strict):
     def stage_plan(self) -> dict[str, str | None]:
         """Which stages this program needs: ``{stage: None}`` when it applies, else the reason it
         does not (``not_applicable``). Members, mapping and the report always apply; transfers when
-        a ledger or opening balances are configured; rewards when reward files are."""
+        a ledger or opening balances are configured, and so does the verify step after the import;
+        rewards when reward files are."""
         s = self.sources
         plan: dict[str, str | None] = {name: None for name in STAGE_NAMES}
         if s.ledger is None and s.opening_balances is None:
             plan["transfers"] = "no sources.ledger and no sources.opening_balances: the program has no points"
         if s.rewards is None or not s.rewards.files:
             plan["rewards"] = "no sources.rewards.files: the program has no rewards"
+        if plan["transfers"] is not None:
+            plan["verify"] = "no points transferred: nothing to verify at the target"
         return plan
 
     def stage_applies(self, stage: str) -> bool:
@@ -419,12 +461,13 @@ def _resolve_paths(data: dict[str, Any], root: Path, cfg_name: str) -> None:
             if not p.is_file():
                 raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.path")
             src["path"] = str(p)
-        if "import_result" in src and isinstance(src["import_result"], str):
-            raw = src["import_result"]
-            p = _resolve(root, Path(raw))
-            if not p.is_file():
-                raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.import_result")
-            src["import_result"] = str(p)
+        for key in ("import_result", "before"):
+            if key in src and isinstance(src[key], str):
+                raw = src[key]
+                p = _resolve(root, Path(raw))
+                if not p.is_file():
+                    raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.{key}")
+                src[key] = str(p)
         if "files" in src and isinstance(src["files"], list):
             files = []
             for i, raw in enumerate(src["files"]):

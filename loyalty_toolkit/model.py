@@ -17,6 +17,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("03", "transfers"),
     ("04", "rewards"),
     ("05", "report"),
+    ("06", "verify"),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(name for _, name in STAGES)
 STAGE_NUMBERS: dict[str, str] = {name: num for num, name in STAGES}

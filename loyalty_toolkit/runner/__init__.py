@@ -25,7 +25,7 @@ from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.store import StagingStore
 
 # The stages this release runs, in order (the six DESIGN.md lists).
-PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards", "report")
+PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards", "report", "verify")
 
 
 __all__ = ["PIPELINE", "RunResult", "parse_stages", "preflight", "run", "status"]

@@ -58,7 +58,9 @@ class MappingOutcome:
     def figures(self) -> StageFigures:
         c = self.mapping.counts()
         return StageFigures(
-            rows_in=c["accepted"], rows_out=c["matched"], rows_rejected=c["accepted"] - c["matched"],
+            # rows in: every member accepted in stage 01, those held back (never sent) included
+            rows_in=c["accepted"] + self.held_count, rows_out=c["matched"],
+            rows_rejected=c["accepted"] + self.held_count - c["matched"],
             totals={**c, "member_coverage": round(self.member_coverage, 6), "rehearsal": self.rehearsal,
                     "held_by_target": self.held_count,
                     "reference_orphans": int(self.per_input["orphans"].sum()) if len(self.per_input) else 0,

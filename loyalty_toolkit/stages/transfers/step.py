@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.config import LedgerSource
+from loyalty_toolkit.config import LedgerSource, yaml_position
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.shared.frames import text_column
@@ -71,6 +71,7 @@ from loyalty_toolkit.stages.transfers.outputs import (
 from loyalty_toolkit.stages.transfers.reconcile import RECONCILE_COLUMNS, Reconciliation
 from loyalty_toolkit.stages.transfers.slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.store import PendingTables
+from loyalty_toolkit.targets.ol_profiles import profile_of
 from loyalty_toolkit.store.spool import background_pending
 
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
@@ -129,12 +130,16 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
 
     # member slice by member slice (stages/transfers/slices.py): the lots, allocations and transfers
     # of a slice are written and dropped before the next; what stays is per member or summed
+    target = profile_of(cfg)
+    formats = _formats(cfg, target)
     settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
-                "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
+                "wallet_type_code": tcfg.wallet_type_code, "formats": formats,
                 "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     plan = plan_slices(entries, slice_entries)
     pending = background_pending(ctx.store, ctx.stage)  # the big tables, inserted by a 2nd process
-    transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
+    # every file below the target profile's upload limit (oss-3: 16 MB), split between transfers
+    transfer_files = TransferFiles(ctx.output_dir("openloyalty"), formats,
+                                   max_file_bytes=target.upload_limit_bytes())
     try:  # no half-written file or table is left pending
         totals, checks = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
                                                     transfer_files, pending)
@@ -252,6 +257,17 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
         ledger_entries=len(entries), ledger_rejects=read.ledger_reject_counts, cutover=cutover, timezone=src.timezone,
         settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii,
         held=_held_points(result.rejects, held_rules))
+
+
+def _formats(cfg, target) -> list[str]:
+    """The configured transfer formats the target profile takes (oss-3: XML only); none is a config error."""
+    formats = [f for f in cfg.transfers.formats if f in target.transfer_formats()]
+    if not formats:
+        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("transfers", "formats"))
+        raise ConfigError(f"target profile {target.name!r} takes transfers as {', '.join(target.transfer_formats())}"
+                          f", not {', '.join(cfg.transfers.formats)}", file=cfg.path.name, line=line, column=column,
+                          field="transfers.formats")
+    return formats
 
 
 def _held_rules(ctx: StageContext) -> dict[str, str]:

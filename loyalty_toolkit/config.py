@@ -296,9 +296,18 @@ class OpenLoyaltyMembers(_Strict):
 OPENLOYALTY_PROFILES = ("hosted", "oss-3")
 
 
+class OpenLoyaltySettings(_Strict):
+    """The target's global points settings, which a profile that ignores per-transfer expiry and lock
+    (oss-3: pointsDaysActive, pointsDaysLocked) applies to every imported transfer."""
+
+    points_days_active: int | None = Field(None, gt=0)  # None: points never expire at the target
+    points_days_locked: int = Field(0, ge=0)
+
+
 class OpenLoyalty(_Strict):
     profile: str = "hosted"  # which importer the files are for: the hosted platform or the OSS 3.x one
     members: OpenLoyaltyMembers = OpenLoyaltyMembers()
+    settings: OpenLoyaltySettings | None = None  # required when the profile ignores expiry or lock (oss-3)
 
 
 class Targets(_Strict):

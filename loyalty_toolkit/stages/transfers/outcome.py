@@ -20,7 +20,7 @@ from loyalty_toolkit.shared import liability
 from loyalty_toolkit.sources.ledger.parse import plain_decimal, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import OpeningParse
 from loyalty_toolkit.stages.context import StageFigures
-from loyalty_toolkit.stages.transfers import view
+from loyalty_toolkit.stages.transfers import target_hold, view
 from loyalty_toolkit.stages.transfers.engine import TransferResult
 from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS, LotResult
 from loyalty_toolkit.stages.transfers.slices import SliceTotals, value_counts
@@ -139,6 +139,18 @@ class TransfersOutcome:
             })
 
     # -- notebook tables -----------------------------------------------------------------------
+
+    def target_changes(self) -> pd.DataFrame:
+        """Per month: the points whose expiry or unlock the target moves (it ignores them: oss-3), and
+        what the target shows beside what the legacy program owes. Empty when the profile keeps them."""
+        if not self.slices.target_hold:
+            return pd.DataFrame(columns=list(target_hold.TABLE_COLUMNS))
+        return target_hold.table(self.slices.hold_parts, import_at=self.cutover, tz=self.timezone)
+
+    def target_moved_points(self) -> int:
+        """Points whose expiry or unlock the target moves (the warning expectation's figure)."""
+        t = self.target_changes()
+        return int(t["expiry_changed"].fillna(0).sum() + t["unlock_changed"].fillna(0).sum()) if len(t) else 0
 
     def held_by_target(self) -> pd.DataFrame:
         """Per member held back in stage 01 (the target profile refuses it): the rule and the points held."""

@@ -132,8 +132,9 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
     # of a slice are written and dropped before the next; what stays is per member or summed
     target = profile_of(cfg)
     formats = _formats(cfg, target)
+    hold = _target_settings(cfg, target)
     settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
-                "wallet_type_code": tcfg.wallet_type_code, "formats": formats,
+                "wallet_type_code": tcfg.wallet_type_code, "formats": formats, "target_ignores": hold,
                 "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     plan = plan_slices(entries, slice_entries)
     pending = background_pending(ctx.store, ctx.stage)  # the big tables, inserted by a 2nd process
@@ -163,7 +164,7 @@ def _run_slices(entries, o_lots, id_map, plan, settings, cutover, src, transfer_
     """Every member slice through the engines: its transfers appended to the files, its lots,
     allocations and transfers to the pending tables, its figures to the totals; then dropped."""
     o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
-    totals = SliceTotals(cutover=cutover, timezone=src.timezone)
+    totals = SliceTotals(cutover=cutover, timezone=src.timezone, target_hold=_hold_args(settings, cutover, src.timezone))
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
     for k, rows in enumerate(plan.rows()):
         o_part = o_lots if rows is None else o_lots[o_slice == k]
@@ -270,6 +271,30 @@ def _formats(cfg, target) -> list[str]:
     return formats
 
 
+def _target_settings(cfg, target) -> dict | None:
+    """What the profile ignores of each transfer (expiry, lock) and the global settings it applies
+    instead; a config error when the profile ignores them and the config does not state the settings."""
+    ignored = sorted({r.element for r in target.ignored()} & {"expiry", "lock"})
+    if not ignored:
+        return None
+    settings = cfg.targets.openloyalty.settings
+    if settings is None:
+        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("targets", "openloyalty", "profile"))
+        raise ConfigError(f"target profile {target.name!r} ignores each transfer's {' and '.join(ignored)}: state "
+                          "its global settings (targets.openloyalty.settings: points_days_active, points_days_locked)",
+                          file=cfg.path.name, line=line, column=column, field="targets.openloyalty.settings")
+    return {"ignored": ignored, "days_active": settings.points_days_active, "days_locked": settings.points_days_locked}
+
+
+def _hold_args(settings: dict, cutover: datetime, tz: str) -> dict | None:
+    """``target_hold.month_parts``'s arguments: the transfers are dated at the import, taken as the cutover."""
+    hold = settings.get("target_ignores")
+    if not hold:
+        return None
+    return {"ignored": set(hold["ignored"]), "days_active": hold["days_active"], "days_locked": hold["days_locked"],
+            "import_at": cutover, "tz": tz}
+
+
 def _held_rules(ctx: StageContext) -> dict[str, str]:
     """legacy_id -> the profile rule that held the member back in stage 01 (none: nothing held)."""
     if not ctx.store.has_table("member_holdback"):
@@ -364,7 +389,8 @@ def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
     return {
         "conservation": outcome.conservation,
         "members": reconciliation_check(outcome.by_member, "user_id"),
-        "totals": totals_check(outcome.total, outcome.points()),
+        "totals": totals_check(outcome.total, outcome.points()).assign(
+            target_moved_points=outcome.target_moved_points()),
         "centers": reconciliation_check(outcome.by_center, "center"),
         "programs": reconciliation_check(outcome.by_program, "program"),
         "roll_forward": roll_forward_check(outcome.roll_forward),

@@ -147,6 +147,16 @@ class TransfersOutcome:
             return pd.DataFrame(columns=list(target_hold.TABLE_COLUMNS))
         return target_hold.table(self.slices.hold_parts, import_at=self.cutover, tz=self.timezone)
 
+    def target_member_changes(self, n: int = 20) -> pd.DataFrame:
+        """The members whose balance the target shows otherwise (available at the import, expiring
+        earlier or later than the legacy program owes), most points expiring earlier first."""
+        parts = [p for p in self.slices.hold_members if len(p)]
+        if not parts:
+            return pd.DataFrame(columns=list(target_hold.MEMBER_COLUMNS))
+        whole = pd.concat(parts, ignore_index=True)
+        return (whole.sort_values(["expires_earlier", "legacy_id"], ascending=[False, True], kind="stable")
+                .head(n).reset_index(drop=True))
+
     def target_moved_points(self) -> int:
         """Points whose expiry or unlock the target moves (the warning expectation's figure)."""
         t = self.target_changes()

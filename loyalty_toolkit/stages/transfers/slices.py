@@ -131,6 +131,7 @@ class SliceTotals:
     slices: int = 0
     target_hold: dict | None = None  # what the target ignores and its settings (target_hold.month_parts)
     hold_parts: list[pd.DataFrame] = field(default_factory=list)
+    hold_members: list[pd.DataFrame] = field(default_factory=list)
 
     def add_lots(self, lots: LotResult, all_lots: pd.DataFrame, n_opening: int) -> None:
         """A slice's lot engine output and its lots with the slice's opening lots."""
@@ -172,6 +173,7 @@ class SliceTotals:
             self.transfer_sample.append(t.head(SAMPLE_ROWS))
         if self.target_hold:
             self.hold_parts.append(target_hold.month_parts(t, **self.target_hold))
+            self.hold_members.append(target_hold.member_parts(t, **self.target_hold))
         self.zero.append(result.zero)
         self.rejects.append(result.rejects)
         self.review.append(result.review)

@@ -21,6 +21,8 @@ import pandas as pd
 from loyalty_toolkit.model import ADDING
 
 PART_COLUMNS = ("kind", "month", "points")
+MEMBER_COLUMNS = ("legacy_id", "legacy_available_at_import", "target_shows_at_import", "expires_earlier",
+                  "expires_later")
 KINDS = ("legacy_expiry", "target_expiry", "expiry_changed", "legacy_unlock", "target_unlock", "unlock_changed")
 NEVER = "never"
 TABLE_COLUMNS = ("month", "legacy_expiring", "target_expiring", "expiry_changed", "unlock_changed",
@@ -122,3 +124,37 @@ def table(parts: list[pd.DataFrame], *, import_at: datetime, tz: str) -> pd.Data
                  0, None, None))
     out = pd.DataFrame.from_records(rows, columns=list(TABLE_COLUMNS))
     return out.astype({c: "Int64" for c in TABLE_COLUMNS if c != "month"})
+
+
+def member_parts(transfers: pd.DataFrame, *, ignored: set[str], days_active: int | None, days_locked: int,
+                 import_at: datetime, tz: str) -> pd.DataFrame:
+    """Per member whose points the target treats otherwise (one row each, so slices concatenate):
+    the points available at the import for the legacy program and at the target, and the points the
+    target expires earlier or later than the legacy program would. :data:`MEMBER_COLUMNS`."""
+    t = transfers[transfers["type"].to_numpy(dtype=object) == ADDING] if len(transfers) else transfers
+    if not len(t) or not ignored:
+        return pd.DataFrame(columns=list(MEMBER_COLUMNS))
+    pts = t["points"].to_numpy(np.int64)
+    at = np.datetime64(import_at.astimezone(timezone.utc).replace(tzinfo=None), "s")
+    legacy_end = _parse(t["expires_at"].to_numpy(dtype=object))
+    legacy_unlock = _parse(t["unlock_at"].to_numpy(dtype=object))
+    legacy_free = np.isnat(legacy_unlock) | (legacy_unlock <= at)
+    target_free = legacy_free if "lock" not in ignored else np.full(len(t), not days_locked)
+    if "expiry" in ignored:
+        target_end = at + np.timedelta64(int(days_active), "D") if days_active is not None else None
+        never = np.isnat(legacy_end)
+        if target_end is None:
+            earlier, later = np.zeros(len(t), bool), ~never
+        else:
+            earlier = never | (legacy_end.astype("datetime64[D]") > target_end.astype("datetime64[D]"))
+            later = ~never & (legacy_end.astype("datetime64[D]") < target_end.astype("datetime64[D]"))
+    else:
+        earlier = later = np.zeros(len(t), bool)
+    frame = pd.DataFrame({"legacy_id": t["legacy_id"].astype(str).to_numpy(),
+                          "legacy_available_at_import": np.where(legacy_free, pts, 0),
+                          "target_shows_at_import": np.where(target_free, pts, 0),
+                          "expires_earlier": np.where(earlier, pts, 0), "expires_later": np.where(later, pts, 0)})
+    per = frame.groupby("legacy_id", sort=True).sum().reset_index()
+    moved = ((per["legacy_available_at_import"] != per["target_shows_at_import"]) | (per["expires_earlier"] > 0)
+             | (per["expires_later"] > 0))
+    return per[moved].reset_index(drop=True)[list(MEMBER_COLUMNS)]

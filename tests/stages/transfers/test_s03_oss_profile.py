@@ -62,6 +62,9 @@ def test_oss3_holds_back_counts_and_itemises_the_refused_members(oss_program):
     changes = outcome.target_changes()
     assert len(changes) and outcome.target_moved_points() > 0
     assert changes.iloc[0]["month"] == "at import"
+    members = outcome.target_member_changes(n=10**6)
+    assert len(members) and (members["expires_earlier"] + members["expires_later"]
+                             + (members["legacy_available_at_import"] - members["target_shows_at_import"]).abs()).gt(0).all()
     figures = outcome.figures().totals
     assert figures["held_by_target"]["members"] == len(per_member)
 

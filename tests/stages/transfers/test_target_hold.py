@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from loyalty_toolkit.stages.transfers.target_hold import month_parts, table
+from loyalty_toolkit.stages.transfers.target_hold import member_parts, month_parts, table
 
 IMPORT = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
 T = pd.DataFrame({
+    "legacy_id": ["G1", "G2", "G3", "G1"],
     "type": ["adding", "adding", "adding", "spending"],
     "points": [100, 40, 7, 5],
     "expires_at": ["2026-09-15 00:00:00", "", "2027-06-30 00:00:00", ""],
@@ -50,3 +51,18 @@ def test_locked_days_delay_everything_and_slices_add_up():
 
 def test_a_profile_that_ignores_nothing_changes_nothing():
     assert parts(ignored=set()).empty and table([parts(ignored=set())], import_at=IMPORT, tz="UTC").empty
+
+
+def test_per_member_what_the_target_shows_beside_what_the_legacy_owes():
+    args = {"ignored": {"expiry", "lock"}, "days_active": 365, "import_at": IMPORT, "tz": "UTC"}
+    got = member_parts(T, days_locked=0, **args).set_index("legacy_id")
+    # G1: 100 expiring 2026-09-15 in the legacy, a year later at the target; G2: 40 locked until
+    # August and never expiring in the legacy, available at once and expiring in a year at the target;
+    # G3: the same day on both sides, so not listed
+    assert got.to_dict("index") == {
+        "G1": {"legacy_available_at_import": 100, "target_shows_at_import": 100, "expires_earlier": 0,
+               "expires_later": 100},
+        "G2": {"legacy_available_at_import": 0, "target_shows_at_import": 40, "expires_earlier": 40,
+               "expires_later": 0}}
+    locked = member_parts(T, days_locked=30, **args).set_index("legacy_id")
+    assert locked.loc["G3", "target_shows_at_import"] == 0 and locked.loc["G3", "legacy_available_at_import"] == 7

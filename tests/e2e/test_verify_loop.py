@@ -69,3 +69,28 @@ def test_verify_fails_naming_the_member_whose_balance_was_edited(demo, tmp_path)
     res = _cli("verify", "verify.yml", "--run-id", run_dir.name, cwd=copy)
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"after.csv:{len(body) + 2}: column memberId: unknown member not-a-member" in res.stderr
+
+
+def test_an_oss3_program_runs_the_whole_loop(tmp_path):
+    """Profile oss-3 through the real CLI: the members the 3.x importer would refuse are held back (the
+    rehearsal then refuses none), transfers go as XML only, and stage 06 verifies every balance."""
+    res = _cli("init", "ws", "--members", "300", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    config = tmp_path / "ws" / "migration.yml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index("    profile: hosted")
+    end = text.index("\n", start) + 1
+    config.write_text(text[:start] + "    profile: oss-3\n    settings:\n      points_days_active: 365\n"
+                      + text[end:], encoding="utf-8")
+    res = _cli("run", "migration.yml", "--run-id", "oss", cwd=tmp_path / "ws")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_dir = tmp_path / "ws" / "runs" / "oss"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "passed" and summary["totals"]["verify"]["state"] == "verified"
+    assert summary["totals"]["members"]["held_by_target"] > 0
+    assert summary["totals"]["mapping"]["held_by_target"] == summary["totals"]["members"]["held_by_target"]
+    result = json.loads((run_dir / "rehearsal" / "import_result.json").read_text())
+    assert result["totalFailed"] == 0, "every member the rules table refuses was held back, none was sent"
+    out = run_dir / "output" / "openloyalty"
+    assert list(out.glob("unit_transfers*.xml")) and not list(out.glob("unit_transfers*.json"))
+    assert summary["totals"]["transfers"]["held_by_target"]["members"] > 0

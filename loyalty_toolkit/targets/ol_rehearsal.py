@@ -21,7 +21,6 @@ uses the email, and on a process exception puts the message in the identifier by
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace

@@ -69,6 +69,9 @@ class PreflightReport:
                                       if src is not None),
             "rewards": f"sources.rewards.files ({len(s.rewards.files)} files)" if s.rewards is not None else "",
             "report": "the sign-off report over the stages that apply",
+            "verify": ("sources.target_balances" + (" (local rehearsal target)" if s.target_balances.rehearsal else "")
+                       if s.target_balances is not None else
+                       "after the transfer import; waiting until sources.target_balances is given"),
         }
         lines = ["stages:"]
         for stage, reason in plan.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -47,7 +48,15 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    """Write ``data`` whole or not at all: into a temporary file renamed over ``path``, so a kill
+    or a full disk never leaves half a summary."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: str, ended_at: str | None,
@@ -88,9 +97,11 @@ def build_summary(run_id: str, stages: list[dict[str, Any]], failure: str | None
     """``summary.json`` with exactly the fields DESIGN.md lists; totals add the figures up and
     carry each stage's own totals (coverage per input, duplicate groups ...) under its name, and
     why each ``not_applicable`` stage does not apply. A run passes when every stage that applies
-    passed."""
-    status = ("passed" if all(s["status"] in ("passed", "not_applicable") for s in stages) and not failure
-              else "failed")
+    passed, fails when a stage failed, and is ``partial`` when, without a failure, some stage was
+    not run (``run --stages`` on a new run id, stages gone stale, an interrupted one)."""
+    status = ("failed" if failure or any(s["status"] == "failed" for s in stages)
+              else "passed" if all(s["status"] in ("passed", "not_applicable") for s in stages)
+              else "partial")
     totals: dict[str, Any] = {
         "stages_passed": sum(s["status"] == "passed" for s in stages),
         "stages_failed": sum(s["status"] == "failed" for s in stages),
@@ -199,7 +210,13 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
     inputs = "".join(f"<tr><td>{e(n)}</td><td>{_count(i['rows'])}</td><td>{_count(i['rows_in_source'])}</td>"
                      f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
     failure = summary["totals"].get("failure")
+    not_run = [notebook_name(s["name"]) for s in summary["stages"] if s["status"] not in ("passed", "not_applicable")]
     banner = (f"<p class='failed'><strong>Run failed:</strong> {e(failure)}</p>" if failure
+              else "<p class='partial'><strong>Run under way, or interrupted:</strong> stages marked running "
+                   "have not finished; <code>loyalty-migrate status</code> says which.</p>"
+              if summary["status"] == "running"
+              else f"<p class='partial'><strong>Partial run:</strong> not run in this run dir: "
+                   f"{e(', '.join(not_run))} (run them with <code>--stages</code>).</p>" if summary["status"] == "partial"
               else "<p class='passed'><strong>All stages passed.</strong></p>" if not reasons
               else "<p class='passed'><strong>Every stage that applies passed.</strong> Not applicable to this "
                    f"program: {e(', '.join(notebook_name(n) for n in reasons))}.</p>")
@@ -210,7 +227,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }}
 tr.not_applicable td {{ color: #555; background: #f2f2f2; font-style: italic; }} p.passed {{ background: #e3f6e3; }}
-p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }}
+p.partial {{ background: #fff4d6; }} p.failed, p.passed, p.partial {{ padding: 8px; }} table.headline td {{ text-align: right; }}
 </style></head><body>
 <h1>Migration run {e(summary['run_id'])}</h1>
 <p>Migration <strong>{e(manifest['config']['migration']['name'])}</strong>, cutover

@@ -47,7 +47,9 @@ def _one_line_errors(fn):
 
 def _report(result) -> None:
     if result.exit_code == 0:
-        click.echo(f"passed: {result.index}")
+        if result.status == "partial":  # what was asked passed, but not every stage ran
+            click.echo(result.message)
+        click.echo(f"{result.status}: {result.index}")
     else:
         click.echo(f"failed: {result.message}", err=True)
         click.echo(f"record: {result.index}", err=True)

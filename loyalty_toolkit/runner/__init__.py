@@ -10,15 +10,20 @@ no obstacle to the stages after it.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loyalty_toolkit.checkpoints import checkpoint
 from loyalty_toolkit.config import load_config
-from loyalty_toolkit.errors import InputError, UsageError
+from loyalty_toolkit.errors import InputError, UsageError, operating_error
 from loyalty_toolkit.model import notebook_name, notebooks_dir
-from loyalty_toolkit.runner import record
+from loyalty_toolkit.runner import publish, record
+from loyalty_toolkit.runner.lock import live_holder, run_lock
+from loyalty_toolkit.runner.operating import check_folders, check_run_id, kernel_operating_error, with_note
+from loyalty_toolkit.runner.publish import Progress
 from loyalty_toolkit.runner.preflight import preflight
 from loyalty_toolkit.runner.execute import WarmKernel, execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
@@ -35,7 +40,7 @@ NOT_APPLICABLE = "not_applicable"
 DONE = frozenset({"passed", NOT_APPLICABLE})
 
 # A stage that stops on one of these was given bad input or config, not a failed gate: exit 2.
-BAD_INPUT_ERRORS = frozenset({"InputError", "ConfigError", "UsageError"})
+BAD_INPUT_ERRORS = frozenset({"InputError", "ConfigError", "UsageError", "OperatingError"})
 
 
 @dataclass
@@ -89,16 +94,47 @@ def _plan(requested: list[str], previous: dict[str, str],
 
 def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_id: str | None = None,
         show_pii: bool = False) -> RunResult:
-    """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``."""
+    """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``,
+    holding the run dir's lock throughout (``runner/lock.py``: one writer per run)."""
     config = load_config(config_path)
     check = preflight(config_path)
     if check.problems:
         raise InputError(check.problems[0], stage="validate")
     requested = parse_stages(stages) if isinstance(stages, str) or stages is None else parse_stages(",".join(stages))
-    run_id = run_id or new_run_id()
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
     run_dir = config.output_root() / run_id
+    check_folders(config.output_root(), run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise with_note(operating_error(exc), "no run record written: the run dir could not be created") from None
+    with run_lock(run_dir, say):
+        progress: Progress | None = None
+
+        def started(p: Progress) -> None:
+            nonlocal progress
+            progress = p
+
+        try:
+            return _run_locked(config, requested, run_id, run_dir, show_pii, started)
+        except OSError as exc:
+            error = operating_error(exc)
+            where = (progress.fail(error.one_line()) if progress is not None
+                     else "no run record written: the run stopped before its first record")
+            raise with_note(error, where) from None
+
+
+def say(line: str) -> None:
+    """A line for the operator, on stderr (what a run cleaned up or took over)."""
+    print(f"note: {line}", file=sys.stderr, flush=True)
+
+
+def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path, show_pii: bool,
+                started) -> RunResult:
     previous_summary = record.read_json(run_dir / "summary.json")
-    previous = {s["name"]: s for s in (previous_summary or {}).get("stages", [])}
+    previous = publish.previous_entries(previous_summary)
+    for line in publish.clean_leftovers(run_dir, list(PIPELINE), previous):
+        say(line)
     if requested is None:
         if previous_summary is not None:
             raise UsageError(f"run dir {run_dir} already holds a run; re-run stages with --stages, "
@@ -108,15 +144,23 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     not_applicable = {s for s in PIPELINE if plan.get(s)}
     to_run, stale = _plan([s for s in requested if s not in not_applicable],
                           {k: v["status"] for k, v in previous.items()}, not_applicable)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started = record.now_iso()
+    started_at = record.now_iso()
     params = {"show_pii": bool(show_pii)}
-    record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started, ended_at=None,
+    record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started_at, ended_at=None,
                           pipeline=list(PIPELINE), parameters=params)
-    with StagingStore.for_run(run_dir) as store:
-        store.invalidate_from([*to_run, *sorted(stale)])
+    def first_entry(s: str) -> dict:
+        if s in not_applicable or s in to_run or s in stale or s not in previous:
+            status = (NOT_APPLICABLE if s in not_applicable else publish.RUNNING if s in to_run else "skipped")
+            return record.stage_entry(s, status, None, None)
+        return previous[s]
 
-    entries: dict[str, dict] = {}
+    progress = publish.Progress(run_dir, run_id, list(PIPELINE), {s: first_entry(s) for s in PIPELINE},
+                                not_applicable={s: plan[s] for s in PIPELINE if s in not_applicable})
+    progress.save()  # from here on, no kill leaves a summary saying these stages passed
+    started(progress)
+    publish.retire(run_dir, [s for s in PIPELINE if s in to_run or s in stale])
+
+    entries: dict[str, dict] = progress.entries
     failure: str | None = None
     bad_input = False
     order = [s for s in PIPELINE if s in to_run]
@@ -146,6 +190,8 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
             bad_input = error_name in BAD_INPUT_ERRORS
             entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
                                                 record.stage_record(run_dir, stage))
+            checkpoint(stage, "done")
+            progress.save()  # the stage's outcome is the record's before the next stage starts
     finally:
         for kernel in warm.values():  # started for a stage that will not run now
             kernel.close()
@@ -154,11 +200,15 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     summary = record.build_summary(run_id, [entries[s] for s in PIPELINE], failure, stage_totals,
                                    {s: plan[s] for s in PIPELINE if s in not_applicable})
     record.write_json(run_dir / "summary.json", summary)
-    manifest = record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started,
+    manifest = record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started_at,
                                      ended_at=record.now_iso(), pipeline=list(PIPELINE), parameters=params)
     index = record.write_index(run_dir, summary, manifest)
     if failure:
         return RunResult(run_dir, "failed", 2 if bad_input else 1, failure)
+    if summary["status"] == "partial":
+        not_run = [notebook_name(s["name"]) for s in summary["stages"] if s["status"] not in DONE]
+        return RunResult(run_dir, "partial", 0, f"partial run: not run in this run dir: {', '.join(not_run)} "
+                                                "(run them with --stages)")
     return RunResult(run_dir, "passed", 0, str(index))
 
 
@@ -184,18 +234,38 @@ def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
         return False, seconds, f"stage {stem}: {execution.error_message or 'gate failed'}", "GateFailed"
     if execution.ok:
         return False, seconds, f"stage {stem}: the notebook finished without recording its gate", ""
+    plain = kernel_operating_error(name, execution.error_message)
+    if plain is not None:  # the machine refused a write, not a gate: exit 2, the path named
+        return False, seconds, f"stage {stem}: {plain}", "OperatingError"
     return False, seconds, f"stage {stem}: {name}: {execution.error_message}", name
 
 
 def status(run_dir: str | Path) -> str:
-    """The stage table of a run dir, as text."""
+    """The stage table of a run dir, as text: what its record says, checked against who holds
+    the run dir (a ``running`` run whose process is gone was interrupted) and the database (a
+    commit the record does not show, or a record the database does not back, is said)."""
     rd = Path(run_dir)
     summary = record.read_json(rd / "summary.json")
+    holder, alive = live_holder(rd)
     if summary is None:
+        if holder is not None:
+            state = "is running" if alive else "was interrupted"
+            return (f"run dir {rd}: the run of {holder.describe()} {state} before writing its record\n"
+                    f"index: {rd / 'index.html'}")
         raise UsageError("not a run dir (no summary.json)", file=str(rd))
-    lines = [f"run {summary['run_id']}: {summary['status']}",
+    run_status = summary["status"]
+    stages = [dict(s) for s in summary["stages"]]
+    if run_status == publish.RUNNING and not alive:
+        run_status = "interrupted" + (f" (the run of {holder.describe()} is gone)" if holder else "")
+        first = True
+        for s in stages:
+            if s["status"] == publish.RUNNING:
+                s["status"], first = (publish.INTERRUPTED if first else "not run"), False
+    elif run_status == publish.RUNNING and holder is not None:
+        run_status = f"running ({holder.describe()})"
+    lines = [f"run {summary['run_id']}: {run_status}",
              f"{'stage':<14}{'status':<16}{'rows in':>10}{'rows out':>10}{'rejected':>10}{'gates':>8}{'seconds':>9}"]
-    for s in summary["stages"]:
+    for s in stages:
         fails = sum(not g["success"] for g in s["gates"])
         gates = f"{len(s['gates']) - fails}/{len(s['gates'])}" if s["gates"] else ""
         lines.append(f"{notebook_name(s['name']):<14}{s['status']:<16}{_n(s['rows_in']):>10}{_n(s['rows_out']):>10}"
@@ -204,6 +274,8 @@ def status(run_dir: str | Path) -> str:
         lines.append(f"{notebook_name(name)} not applicable: {why}")
     if summary["totals"].get("failure"):
         lines.append(f"stopped: {summary['totals']['failure']}")
+    if not alive:
+        lines += publish.disagreements(rd, stages)
     lines.append(f"index: {rd / 'index.html'}")
     return "\n".join(lines)
 

@@ -64,6 +64,7 @@ def clean_leftovers(run_dir: Path, pipeline: list[str], previous: dict[str, dict
             for s in orphans:
                 for f in _output_files(run_dir, s):
                     f.unlink()
+                (run_dir / "stages" / f"{notebook_name(s)}.json").unlink(missing_ok=True)
                 lines.append(f"rolled back stage {notebook_name(s)}: committed to the database by an interrupted "
                              "run that never recorded it as passed")
             store.invalidate_from(orphans)

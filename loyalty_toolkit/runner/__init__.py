@@ -156,8 +156,8 @@ def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path,
 
     progress = publish.Progress(run_dir, run_id, list(PIPELINE), {s: first_entry(s) for s in PIPELINE},
                                 not_applicable={s: plan[s] for s in PIPELINE if s in not_applicable})
-    progress.save()  # from here on, no kill leaves a summary saying these stages passed
     started(progress)
+    progress.save()  # from here on, no kill leaves a summary saying these stages passed
     publish.retire(run_dir, [s for s in PIPELINE if s in to_run or s in stale])
 
     entries: dict[str, dict] = progress.entries

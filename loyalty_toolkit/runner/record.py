@@ -52,10 +52,24 @@ def write_json(path: Path, data: Any) -> None:
     or a full disk never leaves half a summary."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        write_text(tmp, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the file meant, not its temporary
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """``path.write_text``, whose OSError always names the file (a write or close that fails on a
+    full disk carries no file name of its own)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -247,5 +261,5 @@ p.partial {{ background: #fff4d6; }} p.failed, p.passed, p.partial {{ padding: 8
 </body></html>
 """
     out = run_dir / "index.html"
-    out.write_text(page, encoding="utf-8")
+    write_text(out, page)
     return out

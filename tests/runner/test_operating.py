@@ -1,7 +1,7 @@
 """Operating errors are named, run ids are names (issue #17).
 
 The runner's orchestration runs here with its stage execution replaced by a fake that commits
-and records a stage as a notebook would (no kernel), so that an OSError can be injected at each
+and records a stage as a notebook would (no kernel: ``program`` in conftest.py), so that an OSError can be injected at each
 write point of the runner; a real full disk (``/dev/full``), a real file in the way and a real
 permission denial (a child process dropped to ``nobody``: tests run as root, which chmod does
 not stop) check the same lines without injection.
@@ -20,39 +20,9 @@ import pytest
 
 import loyalty_toolkit.runner as runner
 from loyalty_toolkit.errors import LoyaltyError, OperatingError, UsageError
-from loyalty_toolkit.model import notebook_name
 from loyalty_toolkit.runner import record
 from loyalty_toolkit.runner.operating import check_run_id, kernel_operating_error
-from loyalty_toolkit.store import StagingStore
 
-PROGRAMS = Path(__file__).parent.parent / "fixtures" / "programs"
-
-
-class _NoKernel:
-    def __init__(self, *a, **k) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def fake_stage(stage, run_dir, config_path, timeout, show_pii, kernel=None):
-    """What a passing stage notebook leaves: its ``_stages`` row and its record."""
-    with StagingStore.for_run(run_dir) as store:
-        store.commit_stage(stage, {}, inputs_fingerprint="i", parameters_fingerprint="p")
-    out = run_dir / "stages" / f"{notebook_name(stage)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"name": stage, "status": "passed", "rows_in": 1, "rows_out": 1, "rows_rejected": 0,
-                               "gates": [], "totals": {}, "outputs": {}}), encoding="utf-8")
-    return True, 0.1, None, ""
-
-
-@pytest.fixture
-def program(tmp_path, monkeypatch) -> Path:
-    shutil.copytree(PROGRAMS, tmp_path, dirs_exist_ok=True)
-    monkeypatch.setattr(runner, "_run_stage", fake_stage)
-    monkeypatch.setattr(runner, "WarmKernel", _NoKernel)
-    return tmp_path / "members_only.yml"
 
 
 def _enospc(path) -> OSError:
@@ -105,13 +75,13 @@ def test_a_run_dir_that_is_a_file_is_named(program):
 
 # -- OSError at each write point: the path named, exit 2, the record written or why not --------
 
-def test_disk_full_while_a_stage_runs_names_the_path_and_writes_the_record(program, monkeypatch):
+def test_disk_full_while_a_stage_runs_names_the_path_and_writes_the_record(program, monkeypatch, fake_stage_run):
     run_dir = program.parent / "runs" / "r1"
 
     def full(stage, *a, **k):
         if stage == "mapping":
             raise _enospc(run_dir / "notebooks" / "02_mapping.ipynb")
-        return fake_stage(stage, *a, **k)
+        return fake_stage_run(stage, *a, **k)
 
     monkeypatch.setattr(runner, "_run_stage", full)
     with pytest.raises(OperatingError) as err:

@@ -57,13 +57,14 @@ def test_a_path_as_run_id_writes_nothing_outside_output_dir(program):
 
 # -- a path that is a file -----------------------------------------------------------------------
 
-def test_an_output_dir_that_is_a_file_is_named(program):
+def test_an_output_dir_that_is_a_file_is_named_by_validate_and_run(program):
     (program.parent / "runs").write_text("not a folder")
-    with pytest.raises(OperatingError) as err:
+    line = (f"a file is in the way: output_dir {program.parent / 'runs'} must be a folder "
+            f"but {program.parent / 'runs'} is a file")
+    assert runner.preflight(program).problems == [line]
+    with pytest.raises(LoyaltyError) as err:
         runner.run(program, run_id="r1")
-    assert err.value.exit_code == 2
-    assert err.value.one_line() == (f"a file is in the way: output_dir {program.parent / 'runs'} must be a folder "
-                                    f"but {program.parent / 'runs'} is a file")
+    assert err.value.exit_code == 2 and err.value.one_line() == f"[validate] {line}"
 
 
 def test_a_run_dir_that_is_a_file_is_named(program):

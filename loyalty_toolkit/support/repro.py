@@ -21,7 +21,8 @@ from typing import Any
 from loyalty_toolkit.config import load_config
 from loyalty_toolkit.errors import ReproMismatch, UsageError
 from loyalty_toolkit.model import STAGE_NUMBERS, expectations_dir, notebook_name, notebooks_dir
-from loyalty_toolkit.runner import record
+from loyalty_toolkit.runner import record, say
+from loyalty_toolkit.runner.lock import run_lock
 from loyalty_toolkit.runner.execute import execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.stages.context import INPUTS_FILE, file_sha256
@@ -99,8 +100,15 @@ def repro(run_dir: str | Path, stage: str) -> ReproResult:
     """Re-execute ``stage`` of the run in ``run_dir`` into ``RUN_DIR/repro/<stage>-<time>/`` and
     compare what it wrote with what the run wrote. Raises ReproMismatch (exit 2) where the config,
     an input or an earlier stage's file changed since the run; UsageError where there is nothing
-    to replay."""
+    to replay. Holds the run dir's lock: a run writing it meanwhile would move what is compared."""
     rd = Path(run_dir).resolve()
+    if not (rd / "manifest.json").is_file():
+        raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
+    with run_lock(rd, say):
+        return _repro(rd, stage)
+
+
+def _repro(rd: Path, stage: str) -> ReproResult:
     manifest = record.read_json(rd / "manifest.json")
     if not isinstance(manifest, dict) or "config_path" not in manifest:
         raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))

@@ -317,3 +317,12 @@ def test_result_exit_code_and_text(tmp_path):
     assert r.exit_code == 1, "nothing compared is not a proof"
     r.comparisons = [Comparison("file", "output/x.json", IDENTICAL)]
     assert r.exit_code == 0 and r.text().splitlines()[0] == "replay of stage 03_transfers of run r1"
+
+
+def test_a_replay_of_a_run_dir_being_written_is_refused_at_once(run_dir):
+    """One writer per run dir (#17): a replay on a run dir whose lock is held is refused at once."""
+    from loyalty_toolkit.runner.lock import RunLocked, run_lock
+
+    with run_lock(run_dir, print):
+        with pytest.raises(RunLocked, match=r"run dir is in use by pid \d+ on host"):
+            repro(run_dir, "members")

@@ -108,20 +108,29 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise with_note(operating_error(exc), "no run record written: the run dir could not be created") from None
-    with run_lock(run_dir, say):
-        progress: Progress | None = None
+    try:
+        with run_lock(run_dir, say):
+            return _run_holding_lock(config, requested, run_id, run_dir, show_pii)
+    except OSError as exc:  # the lock's own files: what happens under the lock is named inside
+        raise with_note(operating_error(exc), "no run record written: the run dir's lock could not be taken") from None
 
-        def started(p: Progress) -> None:
-            nonlocal progress
-            progress = p
 
-        try:
-            return _run_locked(config, requested, run_id, run_dir, show_pii, started)
-        except OSError as exc:
-            error = operating_error(exc)
-            where = (progress.fail(error.one_line()) if progress is not None
-                     else "no run record written: the run stopped before its first record")
-            raise with_note(error, where) from None
+def _run_holding_lock(config, requested: list[str] | None, run_id: str, run_dir: Path, show_pii: bool) -> RunResult:
+    """:func:`_run_locked`, with an OSError turned into one line naming its path, and the run
+    record written as far as the run got (or the reason it could not be)."""
+    progress: Progress | None = None
+
+    def started(p: Progress) -> None:
+        nonlocal progress
+        progress = p
+
+    try:
+        return _run_locked(config, requested, run_id, run_dir, show_pii, started)
+    except OSError as exc:
+        error = operating_error(exc)
+        where = (progress.fail(error.one_line()) if progress is not None
+                 else "no run record written: the run stopped before its first record")
+        raise with_note(error, where) from None
 
 
 def say(line: str) -> None:

@@ -153,6 +153,33 @@ def test_a_real_full_disk_is_named(program):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+def _run_as_nobody(cfg: Path) -> str:
+    """``run --stages subset`` in a forked child that dropped to user ``nobody`` (root ignores
+    file modes); returns ``exit code|one line`` of the error it met. Everything the run imports
+    is imported by the caller first, while root can still read it."""
+    runner.preflight(cfg)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                runner.run(cfg, run_id="r1", stages="subset")
+                said = "no error"
+            except LoyaltyError as exc:
+                said = f"{exc.exit_code}|{exc.one_line()}"
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                said = f"other|{type(exc).__name__}: {exc}"
+            os.write(write, said.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    said = os.read(read, 10_000).decode()
+    os.waitpid(pid, 0)
+    return said
+
+
 def test_a_real_permission_denial_is_named(program):
     """Root ignores file modes, so a forked child drops to ``nobody`` before it runs; the
     workspace is under /tmp (pytest's own folder is root-only)."""
@@ -164,26 +191,7 @@ def test_a_real_permission_denial_is_named(program):
         (work / "runs").mkdir(mode=0o555)
         (work / "runs").chmod(0o555)
         cfg = work / "members_only.yml"
-        runner.preflight(cfg)  # every import done while still root
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                try:
-                    runner.run(cfg, run_id="r1", stages="subset")
-                    said = "no error"
-                except LoyaltyError as exc:
-                    said = f"{exc.exit_code}|{exc.one_line()}"
-                except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                    said = f"other|{type(exc).__name__}: {exc}"
-                os.write(write, said.encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        said = os.read(read, 10_000).decode()
-        os.waitpid(pid, 0)
+        said = _run_as_nobody(cfg)
         assert said == (f"2|permission denied: {work / 'runs' / 'r1'}; no run record written: "
                         "the run dir could not be created")
     finally:
@@ -206,3 +214,21 @@ def test_a_real_permission_denial_is_named(program):
 ])
 def test_a_stage_stopped_by_the_machine_is_named_in_plain_words(name, message, expect):
     assert kernel_operating_error(name, message) == expect
+
+
+def test_a_run_dir_whose_lock_cannot_be_taken_is_named(program):
+    """As ``nobody`` (see the test above) in a run dir it may not write: the lock file is named."""
+    work = Path(tempfile.mkdtemp(prefix="lm-perm-", dir="/tmp"))
+    try:
+        shutil.copytree(program.parent, work, dirs_exist_ok=True)
+        for p in [work, *work.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (work / "runs" / "r1").mkdir(parents=True)
+        (work / "runs").chmod(0o755)
+        (work / "runs" / "r1").chmod(0o555)
+        cfg = work / "members_only.yml"
+        said = _run_as_nobody(cfg)
+        assert said == (f"2|permission denied: {work / 'runs' / 'r1' / '.run.lock'}; no run record written: "
+                        "the run dir's lock could not be taken")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

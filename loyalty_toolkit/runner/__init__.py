@@ -27,7 +27,6 @@ from loyalty_toolkit.runner.publish import Progress
 from loyalty_toolkit.runner.preflight import preflight
 from loyalty_toolkit.runner.execute import WarmKernel, execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
-from loyalty_toolkit.store import StagingStore
 
 # The stages this release runs, in order (the six DESIGN.md lists).
 PIPELINE: tuple[str, ...] = ("subset", "members", "mapping", "transfers", "rewards", "report")
@@ -157,7 +156,9 @@ def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path,
     params = {"show_pii": bool(show_pii)}
     record.write_manifest(run_dir, run_id=run_id, config=config, started_at=started_at, ended_at=None,
                           pipeline=list(PIPELINE), parameters=params)
+
     def first_entry(s: str) -> dict:
+        """A stage's entry before the first one runs: ``running`` for those this run executes."""
         if s in not_applicable or s in to_run or s in stale or s not in previous:
             status = (NOT_APPLICABLE if s in not_applicable else publish.RUNNING if s in to_run else "skipped")
             return record.stage_entry(s, status, None, None)

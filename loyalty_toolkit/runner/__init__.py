@@ -21,7 +21,7 @@ from loyalty_toolkit.config import load_config
 from loyalty_toolkit.errors import InputError, UsageError, operating_error
 from loyalty_toolkit.model import notebook_name, notebooks_dir
 from loyalty_toolkit.runner import publish, record
-from loyalty_toolkit.runner.lock import live_holder, run_lock
+from loyalty_toolkit.runner.lock import live_holder, refuse_if_held, run_lock
 from loyalty_toolkit.runner.operating import check_folders, check_run_id, kernel_operating_error, with_note
 from loyalty_toolkit.runner.publish import Progress
 from loyalty_toolkit.runner.preflight import preflight
@@ -96,12 +96,13 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``,
     holding the run dir's lock throughout (``runner/lock.py``: one writer per run)."""
     config = load_config(config_path)
-    check = preflight(config_path)
-    if check.problems:
-        raise InputError(check.problems[0], stage="validate")
     requested = parse_stages(stages) if isinstance(stages, str) or stages is None else parse_stages(",".join(stages))
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
     run_dir = config.output_root() / run_id
+    refuse_if_held(run_dir)  # at once, not after the preflight has counted every input's rows
+    check = preflight(config_path)
+    if check.problems:
+        raise InputError(check.problems[0], stage="validate")
     check_folders(config.output_root(), run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

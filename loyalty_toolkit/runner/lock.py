@@ -83,6 +83,28 @@ def live_holder(run_dir: Path) -> tuple[Holder | None, bool]:
     return holder, holder.host != this_host() or pid_alive(holder.pid)
 
 
+def _in_use(run_dir: Path) -> RunLocked:
+    holder = read_holder(run_dir)
+    who = holder.describe() if holder else "another process (which has not written its pid yet)"
+    return RunLocked(f"run dir is in use by {who}; wait for that run to end, or use another --run-id",
+                     file=str(run_dir))
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """Fail at once if a run holds ``run_dir``, before the slow checks (preflight counts every
+    input's rows) that come before :func:`run_lock`; takes nothing and creates nothing."""
+    if not (Path(run_dir) / LOCK_FILE).is_file():
+        return
+    probe = FileLock(str(Path(run_dir) / LOCK_FILE), timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        raise _in_use(Path(run_dir)) from None
+    except OSError:
+        return  # cannot even open it: run_lock will say so, naming the path
+    probe.release()
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path, say: Callable[[str], None]) -> Iterator[Holder]:
     """Hold ``run_dir``'s lock for the block; a second writer fails at once (:class:`RunLocked`,
@@ -92,10 +114,7 @@ def run_lock(run_dir: Path, say: Callable[[str], None]) -> Iterator[Holder]:
     try:
         lock.acquire()
     except Timeout:
-        holder = read_holder(run_dir)
-        who = holder.describe() if holder else "another process (which has not written its pid yet)"
-        raise RunLocked(f"run dir is in use by {who}; wait for that run to end, or use another --run-id",
-                        file=str(run_dir)) from None
+        raise _in_use(run_dir) from None
     try:
         stale = read_holder(run_dir)
         if stale is not None and stale.host != this_host():

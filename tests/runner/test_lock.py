@@ -97,3 +97,18 @@ def test_the_cli_refuses_a_second_run_on_a_locked_run_id_with_exit_2(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and f"run dir is in use by pid {proc.pid} on host {this_host()} since" in lines[0]
     assert not (run_dir / "summary.json").exists() and not (run_dir / "manifest.json").exists(), "nothing written"
+
+
+def test_a_held_run_dir_is_refused_before_the_slow_checks_and_a_free_one_is_untouched(holder, tmp_path):
+    from loyalty_toolkit.runner.lock import LOCK_FILE, refuse_if_held
+
+    proc, run_dir = holder
+    with pytest.raises(RunLocked, match=f"in use by pid {proc.pid}"):
+        refuse_if_held(run_dir)
+    fresh = tmp_path / "fresh"
+    refuse_if_held(fresh)  # nothing there: nothing created
+    assert not fresh.exists()
+    proc.kill()
+    proc.wait()
+    refuse_if_held(run_dir)  # free (a stale holder is run_lock's business): no error, nothing taken
+    assert (run_dir / LOCK_FILE).is_file() and read_holder(run_dir).pid == proc.pid

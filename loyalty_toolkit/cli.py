@@ -130,12 +130,15 @@ def status_cmd(run_dir: Path) -> None:
 @main.command("repro")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--stage", required=True, help="The stage to replay (name or number, e.g. transfers or 03).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="New or empty folder for the replay, outside the run [default: OUTPUT_DIR/repro/RUN_ID/STAGE-TIME].")
 @_one_line_errors
-def repro_cmd(run_dir: Path, stage: str) -> None:
+def repro_cmd(run_dir: Path, stage: str, out: Path | None) -> None:
     """Re-execute one stage of RUN_DIR from its record and say, file by file, whether the outputs match.
+    The run dir is only read.
 
     Exit 0: all identical; 1: a difference (or the replayed stage failed); 2: refused (an input changed)."""
-    result = repro(run_dir, stage)
+    result = repro(run_dir, stage, out)
     click.echo(result.text())
     sys.exit(result.exit_code)
 

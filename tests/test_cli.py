@@ -70,7 +70,7 @@ def test_repro_prints_the_comparison_and_exits_with_its_code(monkeypatch):
     from loyalty_toolkit.errors import ReproMismatch
     from loyalty_toolkit.support.repro import Comparison, ReproResult
 
-    def fake_repro(run_dir, stage):
+    def fake_repro(run_dir, stage, out=None):
         if stage == "members":
             raise ReproMismatch("input members changed since the run", file="members.csv")
         r = ReproResult(Path(run_dir), stage, Path(run_dir) / "repro" / "x")

@@ -21,6 +21,7 @@ from loyalty_toolkit.model import notebook_name, notebooks_dir
 from loyalty_toolkit.runner import record
 from loyalty_toolkit.runner.preflight import preflight
 from loyalty_toolkit.runner.execute import WarmKernel, execute_notebook
+from loyalty_toolkit.runner.progress import StageProgress
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.store import StagingStore
 
@@ -88,8 +89,10 @@ def _plan(requested: list[str], previous: dict[str, str],
 
 
 def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_id: str | None = None,
-        show_pii: bool = False) -> RunResult:
-    """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``."""
+        show_pii: bool = False, progress: StageProgress | None = None) -> RunResult:
+    """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``;
+    ``progress`` hears each stage start and end (``runner.progress``: the terminal's lines)."""
+    progress = progress or StageProgress()
     config = load_config(config_path)
     check = preflight(config_path)
     if check.problems:
@@ -127,25 +130,30 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
                 # never executed: a record an earlier config left must not pass for this one's
                 (run_dir / "stages" / f"{notebook_name(stage)}.json").unlink(missing_ok=True)
                 entries[stage] = record.stage_entry(stage, NOT_APPLICABLE, None, None)
+                progress.finished(stage, entries[stage], None, plan[stage])
                 continue
             if stage not in to_run:
                 if stage in stale or stage not in previous:
                     entries[stage] = record.stage_entry(stage, "skipped", None, None)
                 else:
                     entries[stage] = previous[stage]
+                progress.finished(stage, entries[stage], None, "not run now")
                 continue
             if failure:
                 entries[stage] = record.stage_entry(stage, "skipped", None, None)
+                progress.finished(stage, entries[stage], None, "an earlier stage failed")
                 continue
             # this stage's kernel (if not started ahead) and the next one's, warming while this runs
             for ahead in order[order.index(stage):order.index(stage) + 2]:
                 if ahead not in warm:
                     warm[ahead] = WarmKernel(run_dir, run_dir / "notebooks" / f"{notebook_name(ahead)}.log")
+            progress.started(stage)
             ok, seconds, failure, error_name = _run_stage(stage, run_dir, config.path, config.run.cell_timeout_seconds,
-                                                          show_pii, warm.pop(stage))
+                                                          show_pii, warm.pop(stage), progress.bar(stage))
             bad_input = error_name in BAD_INPUT_ERRORS
             entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
                                                 record.stage_record(run_dir, stage))
+            progress.finished(stage, entries[stage], record.stage_record(run_dir, stage))
     finally:
         for kernel in warm.values():  # started for a stage that will not run now
             kernel.close()
@@ -162,8 +170,8 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
     return RunResult(run_dir, "passed", 0, str(index))
 
 
-def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
-               show_pii: bool, kernel: WarmKernel | None = None) -> tuple[bool, float, str | None, str]:
+def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int, show_pii: bool,
+               kernel: WarmKernel | None = None, bar: dict | bool = False) -> tuple[bool, float, str | None, str]:
     """Execute and render one stage; return (passed, seconds, one-line failure or None, error name)."""
     stem = notebook_name(stage)
     stage_json = run_dir / "stages" / f"{stem}.json"
@@ -172,7 +180,7 @@ def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
     t0 = time.monotonic()
     execution = execute_notebook(notebooks_dir() / f"{stem}.ipynb", out_nb,
                                  {"config_path": str(config_path), "run_dir": str(run_dir), "show_pii": show_pii},
-                                 cwd=run_dir, timeout_seconds=timeout, kernel=kernel)
+                                 cwd=run_dir, timeout_seconds=timeout, kernel=kernel, progress_bar=bar)
     seconds = time.monotonic() - t0
     if out_nb.exists():
         notebook_to_html(out_nb, out_nb.with_suffix(".html"))

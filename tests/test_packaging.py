@@ -3,6 +3,7 @@ layering contracts hold."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -67,3 +68,14 @@ def test_the_lock_pins_every_dependency_with_hashes():
     wanted = {_name(s) for s in project["dependencies"] + project["optional-dependencies"]["test"]}
     assert wanted <= set(pins), sorted(wanted - set(pins))
     assert len(pins) > len(wanted), "transitive dependencies are pinned too"
+
+
+def test_make_lab_starts_as_root_too():
+    """JupyterLab refuses root without --allow-root; containers and CI run as root."""
+    make = shutil.which("make")
+    if make is None:
+        import pytest
+        pytest.skip("make is not installed")
+    dry = subprocess.run([make, "-n", "lab"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    (lab,) = [line for line in dry.splitlines() if "jupyter lab" in line]
+    assert ("--allow-root" in lab) == (os.getuid() == 0), lab

@@ -8,6 +8,7 @@ packages' versions instead, and says there was no lock.
 
 from __future__ import annotations
 
+import platform
 import re
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,8 @@ def locked_versions(path: Path) -> dict[str, str]:
 
 
 def installed_version(name: str) -> str:
+    if name == "python":
+        return platform.python_version()
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -63,7 +66,7 @@ def version_warnings(recorded: dict[str, Any] | None, versions: dict[str, str] |
     ``environment`` and, for runs recorded before it, its key ``versions``), and one if the lock
     file changed since."""
     recorded = recorded or {}
-    was = {_normal(k): v for k, v in (versions or {}).items() if k not in ("python", "loyalty-migrate")}
+    was = {_normal(k): v for k, v in (versions or {}).items()}
     was.update(recorded.get("packages") or {})
     lines = [f"{name} {ver} at the run, {_installed(now)} now"
              for name, ver in sorted(was.items()) if (now := installed_version(name)) != ver]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 
 import pandas as pd
 
@@ -58,7 +59,9 @@ def test_the_checkout_lock_is_found_and_pins_what_pyproject_asks_for():
 
 def test_version_warnings_one_line_per_package_and_for_an_older_run_record():
     lines = version_warnings({"packages": {"pandas": pd.__version__, "numpy": "0.1"}},
-                             {"python": "2.7", "loyalty-migrate": "0.0", "Great_Expectations": "0.9"})
-    assert [line.split()[0] for line in lines] == ["great-expectations", "numpy"]
-    assert lines[1].startswith("numpy 0.1 at the run, ") and lines[1].endswith(" installed now")
+                             {"python": "2.7", "loyalty-migrate": "0.0", "Great_Expectations": "0.9",
+                              "pandas": pd.__version__})
+    assert [line.split()[0] for line in lines] == ["great-expectations", "loyalty-migrate", "numpy", "python"]
+    assert lines[2].startswith("numpy 0.1 at the run, ") and lines[2].endswith(" installed now")
+    assert lines[3] == f"python 2.7 at the run, {platform.python_version()} installed now"
     assert version_warnings(None, None) == []

@@ -26,6 +26,7 @@ from loyalty_toolkit.runner.operating import check_folders, check_run_id, kernel
 from loyalty_toolkit.runner.publish import Progress
 from loyalty_toolkit.runner.preflight import preflight
 from loyalty_toolkit.runner.execute import WarmKernel, execute_notebook
+from loyalty_toolkit.runner.progress import StageProgress
 from loyalty_toolkit.runner.render import notebook_to_html
 
 # The stages this release runs, in order (the six DESIGN.md lists).
@@ -92,9 +93,11 @@ def _plan(requested: list[str], previous: dict[str, str],
 
 
 def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_id: str | None = None,
-        show_pii: bool = False) -> RunResult:
+        show_pii: bool = False, progress: StageProgress | None = None) -> RunResult:
     """Run the pipeline (or ``stages`` of an existing run dir) for the config at ``config_path``,
-    holding the run dir's lock throughout (``runner/lock.py``: one writer per run)."""
+    holding the run dir's lock throughout (``runner/lock.py``: one writer per run); ``progress``
+    hears each stage start and end (``runner.progress``: the terminal's lines)."""
+    lines = progress or StageProgress()
     config = load_config(config_path)
     requested = parse_stages(stages) if isinstance(stages, str) or stages is None else parse_stages(",".join(stages))
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
@@ -110,12 +113,13 @@ def run(config_path: str | Path, *, stages: str | list[str] | None = None, run_i
         raise with_note(operating_error(exc), "no run record written: the run dir could not be created") from None
     try:
         with run_lock(run_dir, say):
-            return _run_holding_lock(config, requested, run_id, run_dir, show_pii)
+            return _run_holding_lock(config, requested, run_id, run_dir, show_pii, lines)
     except OSError as exc:  # the lock's own files: what happens under the lock is named inside
         raise with_note(operating_error(exc), "no run record written: the run dir's lock could not be taken") from None
 
 
-def _run_holding_lock(config, requested: list[str] | None, run_id: str, run_dir: Path, show_pii: bool) -> RunResult:
+def _run_holding_lock(config, requested: list[str] | None, run_id: str, run_dir: Path, show_pii: bool,
+                      lines: StageProgress) -> RunResult:
     """:func:`_run_locked`, with an OSError turned into one line naming its path, and the run
     record written as far as the run got (or the reason it could not be)."""
     progress: Progress | None = None
@@ -125,7 +129,7 @@ def _run_holding_lock(config, requested: list[str] | None, run_id: str, run_dir:
         progress = p
 
     try:
-        return _run_locked(config, requested, run_id, run_dir, show_pii, started)
+        return _run_locked(config, requested, run_id, run_dir, show_pii, started, lines)
     except OSError as exc:
         error = operating_error(exc)
         where = (progress.fail(error.one_line()) if progress is not None
@@ -139,7 +143,7 @@ def say(line: str) -> None:
 
 
 def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path, show_pii: bool,
-                started) -> RunResult:
+                started, lines: StageProgress) -> RunResult:
     previous_summary = record.read_json(run_dir / "summary.json")
     previous = publish.previous_entries(previous_summary)
     for line in publish.clean_leftovers(run_dir, list(PIPELINE), previous):
@@ -182,27 +186,32 @@ def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path,
                 # never executed: a record an earlier config left must not pass for this one's
                 (run_dir / "stages" / f"{notebook_name(stage)}.json").unlink(missing_ok=True)
                 entries[stage] = record.stage_entry(stage, NOT_APPLICABLE, None, None)
+                lines.finished(stage, entries[stage], None, plan[stage])
                 continue
             if stage not in to_run:
                 if stage in stale or stage not in previous:
                     entries[stage] = record.stage_entry(stage, "skipped", None, None)
                 else:
                     entries[stage] = previous[stage]
+                lines.finished(stage, entries[stage], None, "not run now")
                 continue
             if failure:
                 entries[stage] = record.stage_entry(stage, "skipped", None, None)
+                lines.finished(stage, entries[stage], None, "an earlier stage failed")
                 continue
             # this stage's kernel (if not started ahead) and the next one's, warming while this runs
             for ahead in order[order.index(stage):order.index(stage) + 2]:
                 if ahead not in warm:
                     warm[ahead] = WarmKernel(run_dir, run_dir / "notebooks" / f"{notebook_name(ahead)}.log")
+            lines.started(stage)
             ok, seconds, failure, error_name = _run_stage(stage, run_dir, config.path, config.run.cell_timeout_seconds,
-                                                          show_pii, warm.pop(stage))
+                                                          show_pii, warm.pop(stage), lines.bar(stage))
             bad_input = error_name in BAD_INPUT_ERRORS
             entries[stage] = record.stage_entry(stage, "passed" if ok else "failed", seconds,
                                                 record.stage_record(run_dir, stage))
             checkpoint(stage, "done")
             progress.save()  # the stage's outcome is the record's before the next stage starts
+            lines.finished(stage, entries[stage], record.stage_record(run_dir, stage))
     finally:
         for kernel in warm.values():  # started for a stage that will not run now
             kernel.close()
@@ -223,8 +232,8 @@ def _run_locked(config, requested: list[str] | None, run_id: str, run_dir: Path,
     return RunResult(run_dir, "passed", 0, str(index))
 
 
-def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
-               show_pii: bool, kernel: WarmKernel | None = None) -> tuple[bool, float, str | None, str]:
+def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int, show_pii: bool,
+               kernel: WarmKernel | None = None, bar: dict | bool = False) -> tuple[bool, float, str | None, str]:
     """Execute and render one stage; return (passed, seconds, one-line failure or None, error name)."""
     stem = notebook_name(stage)
     stage_json = run_dir / "stages" / f"{stem}.json"
@@ -233,7 +242,7 @@ def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int,
     t0 = time.monotonic()
     execution = execute_notebook(notebooks_dir() / f"{stem}.ipynb", out_nb,
                                  {"config_path": str(config_path), "run_dir": str(run_dir), "show_pii": show_pii},
-                                 cwd=run_dir, timeout_seconds=timeout, kernel=kernel)
+                                 cwd=run_dir, timeout_seconds=timeout, kernel=kernel, progress_bar=bar)
     seconds = time.monotonic() - t0
     if out_nb.exists():
         notebook_to_html(out_nb, out_nb.with_suffix(".html"))

@@ -134,9 +134,11 @@ class WarmKernel:
 
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
-                     timeout_seconds: int, kernel: WarmKernel | None = None) -> Execution:
+                     timeout_seconds: int, kernel: WarmKernel | None = None,
+                     progress_bar: dict[str, Any] | bool = False) -> Execution:
     """Run ``source`` into ``output`` with ``parameters`` (plain strings, numbers and booleans),
-    in ``kernel`` when one was started ahead for it (it is closed after)."""
+    in ``kernel`` when one was started ahead for it (it is closed after); ``progress_bar`` is
+    papermill's cell bar: False, or tqdm's options (``runner.progress``)."""
     for key, value in parameters.items():
         if not isinstance(value, (str, int, float, bool)) or value is None:
             raise TypeError(f"notebook parameter {key} must be a plain string or number, got {type(value).__name__}")
@@ -151,7 +153,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
     try:
         with tempfile.TemporaryDirectory(prefix="lm-kernel-") as sockets, _stderr_to(output.with_suffix(".log")):
             pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
-                                language="python", progress_bar=False, cwd=str(cwd), log_output=False,
+                                language="python", progress_bar=progress_bar, cwd=str(cwd), log_output=False,
                                 execution_timeout=timeout_seconds, start_timeout=120, report_mode=False,
                                 config=_ipc_config(sockets), **({"km": km} if km is not None else {}))
     except PapermillExecutionError as exc:

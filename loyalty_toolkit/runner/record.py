@@ -20,6 +20,7 @@ from typing import Any
 from loyalty_toolkit import __version__
 from loyalty_toolkit.config import Config
 from loyalty_toolkit.model import expectations_dir, notebook_name, notebooks_dir
+from loyalty_toolkit.runner.environment import environment_record
 from loyalty_toolkit.stages.context import file_sha256
 
 KEY_PACKAGES = ("pandas", "numpy", "great-expectations", "papermill", "nbconvert", "sqlite-utils", "phonenumbers",
@@ -92,6 +93,7 @@ def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: st
         "notebooks": {p.name: file_sha256(p) for p in sorted(notebooks_dir().glob("*.ipynb"))},
         "suites": {p.name: file_sha256(p) for p in sorted(expectations_dir().glob("*.json"))},
         "versions": package_versions(),
+        "environment": environment_record(KEY_PACKAGES),  # the lock's sha256, every locked package's version
         "command": sys.argv[:1] and [Path(sys.argv[0]).name, *sys.argv[1:]],
         "started_at": previous.get("started_at", started_at),
         "ended_at": ended_at,

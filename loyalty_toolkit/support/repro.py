@@ -23,7 +23,7 @@ from loyalty_toolkit.errors import ReproMismatch, UsageError
 from loyalty_toolkit.model import STAGE_NUMBERS, expectations_dir, notebook_name, notebooks_dir
 from loyalty_toolkit.runner import record, say
 from loyalty_toolkit.runner.environment import version_warnings
-from loyalty_toolkit.runner.lock import run_lock
+from loyalty_toolkit.runner.lock import LOCK_FILE, run_lock
 from loyalty_toolkit.runner.execute import execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.stages.context import INPUTS_FILE, file_sha256
@@ -112,6 +112,10 @@ def repro(run_dir: str | Path, stage: str, out: str | Path | None = None) -> Rep
     rd = Path(run_dir).resolve()
     if not (rd / "manifest.json").is_file():
         raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
+    if not (rd / LOCK_FILE).is_file():
+        # every run creates its lock file before its first write: without one, no run writes here,
+        # and creating it would change the archived run, which a replay never does
+        return _repro(rd, stage, out)
     with run_lock(rd, say):
         return _repro(rd, stage, out)
 

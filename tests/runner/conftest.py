@@ -24,7 +24,7 @@ class _NoKernel:
         pass
 
 
-def fake_stage(stage, run_dir, config_path, timeout, show_pii, kernel=None):
+def fake_stage(stage, run_dir, config_path, timeout, show_pii, kernel=None, bar=False):
     """What a passing stage notebook leaves: its ``_stages`` row and its record."""
     with StagingStore.for_run(run_dir) as store:
         store.commit_stage(stage, {}, inputs_fingerprint="i", parameters_fingerprint="p")

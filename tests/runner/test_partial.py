@@ -42,5 +42,8 @@ def test_stages_on_a_new_run_id_make_a_partial_run_everywhere(program):
 
 def test_a_whole_run_passes_and_is_not_called_partial(program):
     res = CliRunner().invoke(cli.main, ["run", str(program), "--run-id", "whole"])
-    assert res.exit_code == 0 and res.output.strip().splitlines() == [
-        f"passed: {program.parent / 'runs' / 'whole' / 'index.html'}"]
+    output = res.output.strip().splitlines()
+    assert res.exit_code == 0 and output[-1] == f"passed: {program.parent / 'runs' / 'whole' / 'index.html'}"
+    assert [line.split()[:2] for line in output[:-1]] == [  # one line per stage (#16)
+        ["00_subset", "passed"], ["01_members", "passed"], ["02_mapping", "passed"],
+        ["03_transfers", "not_applicable"], ["04_rewards", "not_applicable"], ["05_report", "passed"]]

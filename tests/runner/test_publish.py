@@ -5,6 +5,7 @@ the database does not back treated as interrupted, and ``status`` saying all of 
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 
 import pandas as pd
@@ -37,7 +38,7 @@ def _as_if_killed(run_dir, stage: str) -> None:
         elif s["name"] in later and s["status"] == "passed":
             s["status"] = "skipped"  # gone stale when the stage was re-run
     (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / ".run.lock.json").write_text(json.dumps({"pid": 2**22 + 1, "host": __import__("socket").gethostname(),
+    (run_dir / ".run.lock.json").write_text(json.dumps({"pid": 2**22 + 1, "host": socket.gethostname(),
                                                         "since": "2026-12-05T21:00:00+00:00"}))
     with StagingStore.for_run(run_dir) as store:
         store.invalidate_from(later)
@@ -93,3 +94,15 @@ def test_a_record_that_says_passed_without_a_commit_is_not_believed(passed_run, 
         runner.run(program, run_id="r1", stages="report")
     assert ("note: stage 02_mapping: the record says passed but the database holds no commit of it; treated as "
             "interrupted") in capsys.readouterr().err
+
+
+def test_a_run_killed_before_its_first_record_is_told_apart_from_no_run(tmp_path):
+    run_dir = tmp_path / "r0"
+    run_dir.mkdir()
+    with pytest.raises(UsageError, match="not a run dir"):
+        runner.status(run_dir)
+    (run_dir / ".run.lock.json").write_text(json.dumps({"pid": 2**22 + 1, "host": socket.gethostname(),
+                                                        "since": "2026-12-05T21:00:00+00:00"}))
+    assert runner.status(run_dir).splitlines()[0] == (
+        f"run dir {run_dir}: the run of pid 4194305 on host {socket.gethostname()} since "
+        "2026-12-05T21:00:00+00:00 was interrupted before writing its record")

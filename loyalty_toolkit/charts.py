@@ -66,16 +66,18 @@ def waterfall(steps: pd.DataFrame, *, title: str, unit: str = "points"):
         ax.set_axis_off()
         return _png(fig)
     running = 0.0
-    top = max(float(abs(v)) for v in steps["value"]) or 1.0
-    for i, (label, value, kind) in enumerate(zip(steps["label"], steps["value"], steps["kind"])):
+    bars = []
+    for label, value, kind in zip(steps["label"], steps["value"], steps["kind"]):
         v = float(value)
         if kind == TOTAL:
-            bottom, height, colour, running = 0.0, v, _COLOURS[TOTAL], v
+            bars.append((0.0, v, _COLOURS[TOTAL], _label(value)))
+            running = v
         else:
-            bottom, height, colour = running, v, _COLOURS["up" if v >= 0 else "down"]
+            bars.append((running, v, _COLOURS["up" if v >= 0 else "down"], ("+" if v > 0 else "") + _label(value)))
             running += v
+    top = max(max(b, b + h) for b, h, _, _ in bars) or 1.0  # the highest point any bar reaches
+    for i, (bottom, height, colour, text) in enumerate(bars):
         ax.bar(i, height, bottom=bottom, color=colour, width=0.6)
-        text = _label(value) if kind == TOTAL else ("+" if v > 0 else "") + _label(value)
         ax.text(i, max(bottom, bottom + height) + top * 0.015, text, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(steps)), [str(x) for x in steps["label"]], fontsize=8)
     ax.tick_params(axis="x", labelrotation=20)

@@ -22,16 +22,19 @@ import pandas as pd
 UNITS_SUFFIX = "_units"
 POINTS_SCALE = 6
 
-# One style for every table; scoped to the class so JupyterLab and the offline page look the same.
+# One style for every table; scoped to the class so JupyterLab and the offline page look the same
+# (``!important``: the lab theme right-aligns every cell of a rendered table).
 STYLE = """<style>
 table.lm-table { border-collapse: collapse; margin: 0.4em 0 1em; table-layout: auto; max-width: 100%;
   font-size: 13px; }
 table.lm-table th, table.lm-table td { border: 1px solid #d0d0d0; padding: 3px 7px; vertical-align: top;
-  text-align: left; white-space: normal; overflow-wrap: anywhere; max-width: 32em; }
+  text-align: left !important; white-space: normal; overflow-wrap: anywhere; max-width: 32em; }
 table.lm-table th { background: #f3f3f3; font-weight: 600; }
-table.lm-table td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.lm-table td.num, table.lm-table th.num { text-align: right !important; white-space: nowrap;
+  font-variant-numeric: tabular-nums; }
 table.lm-table caption { caption-side: bottom; text-align: left; color: #555; padding-top: 3px; }
 table.lm-table tr.lm-fail td { background: #fde2e1; }
+details.lm-details { margin: 0.4em 0 1em; } details.lm-details summary { cursor: pointer; color: #3a6ea5; }
 </style>"""
 
 
@@ -104,12 +107,21 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def plain_number_column(name: Any) -> bool:
+    """Line numbers and numeric ids read without separators (``line 1204``, not ``1,204``)."""
+    n = str(name)
+    return n == "line" or n.endswith("_line") or n.endswith("_id") or n == "position"
+
+
 def table_html(frame: pd.DataFrame, *, max_rows: int | None = None, more: str = "", caption: str = "",
-               fail_column: str | None = None, links: dict[str, str] | None = None) -> str:
+               fail_column: str | None = None, links: dict[str, str] | None = None,
+               collapsed: str = "") -> str:
     """``frame`` as an HTML table (see the module docstring). With ``max_rows``, only the first rows
     are shown and the caption says how many there are and where the rest is (``more``). A row whose
     ``fail_column`` is false (or ``FAIL``) is tinted. ``links`` maps a column of relative paths to the
-    prefix that leads from the page to them (``{"file": "../"}``): its cells become links."""
+    prefix that leads from the page to them (``{"file": "../"}``): its cells become links. With
+    ``collapsed`` (a one-line summary), the table is folded under that line (a ``details`` element:
+    no script) so a long page reads summaries first."""
     links = links or {}
     e = html.escape
     shown = reader_frame(frame)
@@ -130,12 +142,17 @@ def table_html(frame: pd.DataFrame, *, max_rows: int | None = None, more: str = 
     if not rows:
         rows.append(f"<tr><td colspan='{max(len(shown.columns), 1)}'><em>none</em></td></tr>")
     cap = f"<caption>{e(caption)}</caption>" if caption else ""
-    return (f"{STYLE}<table class='lm-table'>{cap}<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    out = (f"<table class='lm-table'>{cap}<thead><tr>{head}</tr></thead>"
+           f"<tbody>{''.join(rows)}</tbody></table>")
+    if collapsed:
+        out = (f"<details class='lm-details'><summary>{e(collapsed)} ({total:,} rows; click to show)</summary>"
+               f"{out}</details>")
+    return STYLE + out
 
 
 def _cell(column: Any, value: Any, links: dict[str, str]) -> str:
-    text = html.escape(cell_text(value))
+    plain = plain_number_column(column) and isinstance(value, Integral) and not isinstance(value, bool)
+    text = html.escape(str(int(value)) if plain else cell_text(value))
     if column in links and text:
         return f"<a href='{html.escape(links[column])}{text}'>{text}</a>"
     return text
@@ -160,9 +177,10 @@ class Table:
 
 
 def table(frame: pd.DataFrame, *, max_rows: int | None = None, more: str = "", caption: str = "",
-          fail_column: str | None = None, links: dict[str, str] | None = None) -> Table:
+          fail_column: str | None = None, links: dict[str, str] | None = None, collapsed: str = "") -> Table:
     """The table a notebook shows for ``frame`` (the notebook's last expression, or ``display``ed)."""
-    return Table(frame, max_rows=max_rows, more=more, caption=caption, fail_column=fail_column, links=links)
+    return Table(frame, max_rows=max_rows, more=more, caption=caption, fail_column=fail_column, links=links,
+                 collapsed=collapsed)
 
 
 def install() -> None:

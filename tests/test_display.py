@@ -59,3 +59,9 @@ def test_link_columns_and_failed_rows():
     page = display.table_html(frame, links={"file": "../"}, fail_column="agree")
     assert "<a href='../rejects/members.csv'>rejects/members.csv</a>" in page
     assert "<tr class='lm-fail'>" in page and "<td>no</td>" in page
+
+
+def test_a_collapsed_table_folds_under_its_summary_and_line_numbers_keep_their_digits():
+    page = display.table_html(pd.DataFrame({"line": [12045], "rows": [12045]}), collapsed="Reject examples")
+    assert "<details class='lm-details'><summary>Reject examples (1 rows; click to show)</summary>" in page
+    assert "<td class='num'>12045</td>" in page and "<td class='num'>12,045</td>" in page

@@ -20,6 +20,7 @@ import pandas as pd
 
 # Points are stored as integer micro-points in ``*_units`` columns (``sources.ledger.parse.POINTS_SCALE``).
 UNITS_SUFFIX = "_units"
+FLOAT_PLACES_MIN = 0.0001  # smaller floats keep 4 significant digits instead of 4 decimal places
 POINTS_SCALE = 6
 
 # One style for every table; scoped to the class so JupyterLab and the offline page look the same
@@ -51,15 +52,19 @@ def units_points(units: int) -> Decimal:
 
 def number_text(value: Any) -> str:
     """A number as a reader sees it: thousands separators and its exact digits (Decimal), a float
-    by its shortest repr (``0.9949``), never scientific notation."""
+    to 4 decimal places (``0.9949``), never scientific notation for a figure of 0.0001 or more."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Integral):
         return f"{int(value):,}"
     if isinstance(value, Real) and not isinstance(value, Decimal):
-        if math.isnan(float(value)):
+        f = float(value)
+        if math.isnan(f):
             return ""
-        value = Decimal(repr(float(value)))
+        if f and abs(f) < FLOAT_PLACES_MIN:
+            return f"{f:.4g}"
+        # a ratio or a share (coverage 0.98653198...) reads to 4 places; points are never floats
+        value = Decimal(repr(f)).quantize(Decimal(1).scaleb(-4)).normalize()
     d = value.normalize() if value == value.to_integral_value() else value
     sign = "-" if d < 0 else ""
     whole, _, frac = f"{abs(d):f}".partition(".")

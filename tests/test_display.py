@@ -65,3 +65,9 @@ def test_a_collapsed_table_folds_under_its_summary_and_line_numbers_keep_their_d
     page = display.table_html(pd.DataFrame({"line": [12045], "rows": [12045]}), collapsed="Reject examples")
     assert "<details class='lm-details'><summary>Reject examples (1 rows; click to show)</summary>" in page
     assert "<td class='num'>12045</td>" in page and "<td class='num'>12,045</td>" in page
+
+
+@pytest.mark.parametrize("value, text", [(0.9865319865319865, "0.9865"), (1.0, "1"), (1234567.25, "1,234,567.25"),
+                                         (0.00001234, "1.234e-05"), (Decimal("447412.30"), "447,412.30")])
+def test_number_text(value, text):
+    assert display.number_text(value) == text

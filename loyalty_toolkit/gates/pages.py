@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loyalty_toolkit.display import UNITS_SUFFIX, number_text, points_text
 from loyalty_toolkit.mask import PII_KINDS, mask_value
+from loyalty_toolkit.model import STAGE_NUMBERS, notebook_name
 
 if TYPE_CHECKING:  # the report types live in the package's __init__, which imports this module
     from loyalty_toolkit.gates import GateReport, Outcome
@@ -109,7 +110,8 @@ def render_gate_page(report: GateReport, *, show_pii: bool = False) -> str:
     critical = report.critical_failures
     warnings = report.warnings
     if critical:
-        banner = failure_box(report.stage, [asdict(o) for o in critical],
+        stem = notebook_name(report.stage) if report.stage in STAGE_NUMBERS else report.stage
+        banner = failure_box(stem, [asdict(o) for o in critical],
                              todo="Fix the input file or the config setting the expectation names, then re-run this "
                                   "stage. The stage stopped and committed nothing; no import file was published.",
                              show_pii=show_pii)

@@ -239,7 +239,7 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
                 files.append(f"<li>{_link(run_dir, rel)} ({p.stat().st_size:,} bytes)</li>")
     inputs = "".join(f"<tr><td>{e(n)}</td><td class='num'>{_count(i['rows'])}</td>"
                      f"<td class='num'>{_count(i['rows_in_source'])}</td>"
-                     f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
+                     f"<td><code>{e(i['sha256'])}</code></td></tr>" for n, i in manifest["inputs"].items())
     failure = summary["totals"].get("failure")
     boxes = "".join(failure_html(notebook_name(s["name"]), stage_record(run_dir, s["name"]), None) or ""
                     for s in summary["stages"] if s["status"] == "failed")

@@ -298,7 +298,8 @@ def failure_box(stage: str, outcomes: list[dict[str, Any]], *, gate_page: str | 
     for o in failed[:3]:
         where = f"{o.get('table')}" + (f".{o['column']}" if o.get("column") else "")
         examples = mask_example_values(o.get("kwargs") or {}, list(o.get("examples") or [])[:5], show_pii=show_pii)
-        shown = ", ".join(_example_text(o.get("kwargs") or {}, reader_value(o.get("column"), v)) for v in examples)
+        shown = ", ".join(value_text(o.get("column"), v) if not isinstance(v, (dict, list, tuple))
+                          else _example_text(o.get("kwargs") or {}, reader_value(o.get("column"), v)) for v in examples)
         items.append(
             f"<dl><dt>expectation</dt><dd>{e(o.get('description') or '')} <code>{e(str(o.get('expectation')))}</code>"
             f" on <code>{e(where)}</code></dd>"

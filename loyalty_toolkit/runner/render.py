@@ -63,13 +63,21 @@ def notebook_to_html(notebook: Path, html: Path, failure: str | None = None) -> 
 
 
 def without_tracebacks(nb, failure: str | None) -> None:
-    """Replace every error output of ``nb`` (in place) by the ``failure`` box, or drop it."""
-    from nbformat.v4 import new_output
+    """Replace every error output of ``nb`` (in place) by the ``failure`` box, or drop it; the box
+    also opens the page, under its title, so a reader sees it before scrolling."""
+    from nbformat.v4 import new_code_cell, new_output
 
+    stopped = False
     for cell in nb.cells:
         outputs = cell.get("outputs") or []
         if not any(o.get("output_type") == "error" for o in outputs):
             continue
+        stopped = True
         cell["outputs"] = [o if o.get("output_type") != "error" else
                            new_output("display_data", data={"text/html": failure, "text/plain": "stage failed"})
                            for o in outputs if o.get("output_type") != "error" or failure]
+    if stopped and failure:
+        first = next((i + 1 for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                      and PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])), 0)
+        nb.cells.insert(first, new_code_cell("", outputs=[
+            new_output("display_data", data={"text/html": failure, "text/plain": "stage failed"})]))

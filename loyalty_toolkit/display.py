@@ -30,7 +30,7 @@ table.lm-table { border-collapse: collapse; margin: 0.4em 0 1em; table-layout: a
   font-size: 13px; }
 table.lm-table th, table.lm-table td { border: 1px solid #d0d0d0; padding: 3px 7px; vertical-align: top;
   text-align: left !important; white-space: normal; overflow-wrap: anywhere; max-width: 32em; }
-table.lm-table th { background: #f3f3f3; font-weight: 600; }
+table.lm-table th { background: #f3f3f3; font-weight: 600; overflow-wrap: normal; }
 table.lm-table td.num, table.lm-table th.num { text-align: right !important; white-space: nowrap;
   font-variant-numeric: tabular-nums; }
 table.lm-table caption { caption-side: bottom; text-align: left; color: #555; padding-top: 3px; }

@@ -20,7 +20,7 @@ import csv
 import html
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +189,20 @@ class ReportOutcome:
         return report.warnings_raised(self.view)
 
     def cross_stage_checks(self) -> pd.DataFrame:
-        return self.checks
+        """The checks as a reader sees them: figures as numbers (aligned, with separators), the
+        texts (a status) as they are; ``self.checks`` keeps the exact text the gate compares."""
+        out = self.checks.copy()
+        for col in ("left_value", "right_value"):
+            out[col] = pd.Series([_as_number(v) for v in out[col].tolist()], index=out.index, dtype=object)
+        return out
+
+
+def _as_number(text: str):
+    """``"447412.3"`` -> Decimal (exact); anything else (``passed``, ``missing``) unchanged."""
+    try:
+        return Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
+        return text
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -135,8 +135,9 @@ def table_html(frame: pd.DataFrame, *, max_rows: int | None = None, more: str = 
         shown = shown.head(max_rows)
         note = f"The first {max_rows:,} of {total:,} rows" + (f"; every row: {more}" if more else "") + "."
         caption = f"{caption} {note}".strip()
-    numeric = {c: shown[c].map(lambda v: is_number(v) or _missing(v)).all() and shown[c].map(is_number).any()
-               for c in shown.columns}
+    # a column of numbers (an empty text is a blank cell, as in a gate table's "unexpected") aligns right
+    numeric = {c: shown[c].map(lambda v: is_number(v) or _missing(v) or v == "").all()
+               and shown[c].map(is_number).any() for c in shown.columns}
     num = {c: " class='num'" if numeric[c] else "" for c in shown.columns}
     head = "".join(f"<th{num[c]}>{e(str(c))}</th>" for c in shown.columns)
     rows = []

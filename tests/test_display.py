@@ -71,3 +71,8 @@ def test_a_collapsed_table_folds_under_its_summary_and_line_numbers_keep_their_d
                                          (0.00001234, "1.234e-05"), (Decimal("447412.30"), "447,412.30")])
 def test_number_text(value, text):
     assert display.number_text(value) == text
+
+
+def test_a_column_of_numbers_with_blanks_still_aligns_right():
+    page = display.table_html(pd.DataFrame({"unexpected": [12345, ""], "result": ["FAIL", "pass"]}))
+    assert "<td class='num'>12,345</td>" in page and "<td class='num'></td>" in page and "<td>FAIL</td>" in page

@@ -1,7 +1,7 @@
 """Tables as a person reads them, one look for every stage page.
 
-pandas' own HTML cuts text at 50 characters, prints the row index, left-aligns nothing in
-particular and writes large counts without separators; a reviewer signs from these pages. Every
+pandas' own HTML cuts text at 50 characters, prints the row index, aligns numbers and text
+alike and writes large counts without separators; a reviewer signs from these pages. Every
 table shown in a stage notebook goes through :func:`table` (``install`` makes it the kernel's way
 of showing a ``DataFrame``): no index column, text never cut (long cells wrap), numbers aligned
 right with thousands separators and their exact digits, and micro-point columns (``*_units``,

@@ -164,8 +164,8 @@ def _headline(run_dir: Path, summary: dict[str, Any]) -> str:
     if report is None or report["status"] != "passed" or not figures:
         return ("<p><em>No headline figures: the sign-off report (stage 05) did not pass in this run.</em></p>"
                 if report is not None else "")
-    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(_figure(figures.get(key)))}"
-                   f"{' points' if key.startswith('points_') else ''}</td></tr>"
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(_figure(figures.get(key)))}</td>"
+                   f"<td class='unit'>{'points' if key.startswith('points_') else ''}</td></tr>"
                    for key, label in HEADLINE if key in figures)
     link = _link(run_dir, "notebooks/05_report.html", "the sign-off report")
     return (f"<h2>Headline</h2>\n<table class='headline'>{rows}</table>\n"
@@ -255,7 +255,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }}
 tr.not_applicable td {{ color: #555; background: #f2f2f2; font-style: italic; }} p.passed {{ background: #e3f6e3; }}
 p.failed, p.passed {{ padding: 8px; }} table.headline td, td.num {{ text-align: right; white-space: nowrap; }}
-.muted {{ color: #666; }} td {{ overflow-wrap: anywhere; }}
+.muted {{ color: #666; }} td {{ overflow-wrap: anywhere; }} table.headline td.unit {{ text-align: left; color: #555; }}
 </style></head><body>
 <h1>Migration run {e(summary['run_id'])}</h1>
 <p>Migration <strong>{e(manifest['config']['migration']['name'])}</strong>, cutover

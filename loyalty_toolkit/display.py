@@ -136,8 +136,10 @@ def table_html(frame: pd.DataFrame, *, max_rows: int | None = None, more: str = 
         note = f"The first {max_rows:,} of {total:,} rows" + (f"; every row: {more}" if more else "") + "."
         caption = f"{caption} {note}".strip()
     # a column of numbers (an empty text is a blank cell, as in a gate table's "unexpected") aligns right
-    numeric = {c: shown[c].map(lambda v: is_number(v) or _missing(v) or v == "").all()
-               and shown[c].map(is_number).any() for c in shown.columns}
+    # (values as a list: a categorical column's .map stays categorical and has no .all)
+    values = {c: shown[c].tolist() for c in shown.columns}
+    numeric = {c: all(is_number(v) or _missing(v) or v == "" for v in values[c])
+               and any(is_number(v) for v in values[c]) for c in shown.columns}
     num = {c: " class='num'" if numeric[c] else "" for c in shown.columns}
     head = "".join(f"<th{num[c]}>{e(str(c))}</th>" for c in shown.columns)
     rows = []
@@ -199,4 +201,14 @@ def install() -> None:
     shell = get_ipython()
     if shell is None:
         return
-    shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, lambda f: table_html(f))
+    shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, safe_table_html)
+
+
+def safe_table_html(frame: pd.DataFrame) -> str:
+    """:func:`table_html`, or, should a value defeat it, pandas' own table without index and without
+    cutting text: a display problem must never stop a stage."""
+    try:
+        return table_html(frame)
+    except Exception:  # noqa: BLE001 - any value a frame can hold; the page still shows every cell
+        with pd.option_context("display.max_colwidth", None):
+            return frame.to_html(index=False)

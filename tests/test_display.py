@@ -76,3 +76,15 @@ def test_number_text(value, text):
 def test_a_column_of_numbers_with_blanks_still_aligns_right():
     page = display.table_html(pd.DataFrame({"unexpected": [12345, ""], "result": ["FAIL", "pass"]}))
     assert "<td class='num'>12,345</td>" in page and "<td class='num'></td>" in page and "<td>FAIL</td>" in page
+
+
+def test_categorical_columns_show_like_any_other():
+    frame = pd.DataFrame({"matched_by": pd.Categorical(["phone", "email"]), "n": pd.Categorical([1, 2])})
+    page = display.table_html(frame)
+    assert "<td>phone</td>" in page and "<td class='num'>2</td>" in page
+
+
+def test_a_value_the_helper_cannot_show_falls_back_to_a_full_table_without_index(monkeypatch):
+    monkeypatch.setattr(display, "table_html", lambda frame: 1 / 0)
+    page = display.safe_table_html(pd.DataFrame({"proves": [LONG]}, index=[9]))
+    assert LONG.replace("<", "&lt;").replace(">", "&gt;") in page and "<th></th>" not in page

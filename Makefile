@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MEMBERS ?= 2000
 BENCH_MEMBERS ?= 100000
 
-.PHONY: demo test lab lock bench bench-transfers bench-program lint clean
+.PHONY: demo test lab lock bench bench-transfers bench-program lint clean screenshots
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,11 @@ PROGRAM_MEMBERS ?= 1000000
 bench-program: $(STAMP)
 	$(BIN)/python -m benchmarks.program --members $(PROGRAM_MEMBERS)
 
+# The reviewer's pages of the newest demo run (make demo first) at 1,400 px, in headless Chromium
+# (Debian's chromium package), into screenshots/ (ignored by git). RUN=<run dir> picks another run.
+RUN ?= $(lastword $(sort $(wildcard demo/runs/*)))
+screenshots: $(STAMP)
+	$(BIN)/python tests/e2e/screenshots.py $(RUN) screenshots
+
 clean:
-	rm -rf demo .pytest_cache
+	rm -rf demo .pytest_cache screenshots

@@ -244,9 +244,9 @@ def _run_stage(stage: str, run_dir: Path, config_path: Path, timeout: int, show_
                                  {"config_path": str(config_path), "run_dir": str(run_dir), "show_pii": show_pii},
                                  cwd=run_dir, timeout_seconds=timeout, kernel=kernel, progress_bar=bar)
     seconds = time.monotonic() - t0
-    if out_nb.exists():
-        notebook_to_html(out_nb, out_nb.with_suffix(".html"))
     rec = record.stage_record(run_dir, stage)
+    if out_nb.exists():
+        notebook_to_html(out_nb, out_nb.with_suffix(".html"), record.failure_html(stem, rec, execution, "../"))
     if execution.ok and rec and rec.get("status") == "passed":
         return True, seconds, None, ""
     name = execution.error_name

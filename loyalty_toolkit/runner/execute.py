@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -157,6 +158,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
                                 execution_timeout=timeout_seconds, start_timeout=120, report_mode=False,
                                 config=_ipc_config(sockets), **({"km": km} if km is not None else {}))
     except PapermillExecutionError as exc:
+        _log_traceback(output.with_suffix(".log"), exc.traceback)
         return Execution(False, exc.ename, _first_line(exc.evalue))
     except CellTimeoutError:
         return Execution(False, "CellTimeoutError", f"a cell ran longer than {timeout_seconds} s")
@@ -168,6 +170,16 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
         if kernel is not None:
             kernel.close()
     return Execution(True)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _log_traceback(log: Path, traceback: list[str] | None) -> None:
+    """Keep the cell's traceback for engineers in the stage log; the HTML page shows a plain box."""
+    text = _ANSI.sub("", "\n".join(traceback or []))
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n--- the cell that stopped the stage raised:\n{text}\n")
 
 
 def _first_line(text: str) -> str:

@@ -78,21 +78,29 @@ def month_totals(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
     """Lots, members and units (int64 micro-points) per month of ``column`` (ISO UTC text, "" =
     never) in ``tz``: one member slice's part of a calendar; :func:`months` adds the parts up
     (members add up too, a member being in one slice only)."""
-    f = pd.DataFrame({"month": _month(lots, column, tz), "user_id": text_column(lots, "user_id"),
-                      "units": lots["remaining_units"].to_numpy(np.int64)})
+    units = lots["remaining_units"].to_numpy(np.int64)
+    f = pd.DataFrame({"month": _month(lots, column, tz), "user_id": text_column(lots, "user_id"), "units": units,
+                      # the opening balances' part: they all expire together and are charted apart
+                      "opening_units": np.where(text_column(lots, "source") == "opening", units, 0)})
     return f.groupby("month", sort=True).agg(lots=("units", "size"), members=("user_id", "nunique"),
-                                             units=("units", "sum")).reset_index()
+                                             units=("units", "sum"), opening_units=("opening_units", "sum")
+                                             ).reset_index()
 
 
 def months(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Month totals added up: months in order, "never" last, points as Decimal."""
+    """Month totals added up: months in order, "never" last, points as Decimal; ``opening_points``
+    is the part of ``points`` that opening balances hold."""
     frames = [p for p in parts if len(p)]
     if not frames:
-        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": []})
-    g = pd.concat(frames, ignore_index=True).groupby("month", sort=True)[["lots", "members", "units"]].sum()
+        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": [], "opening_points": []})
+    whole = pd.concat(frames, ignore_index=True)
+    if "opening_units" not in whole.columns:
+        whole["opening_units"] = 0
+    g = whole.groupby("month", sort=True)[["lots", "members", "units", "opening_units"]].sum()
     g = g.reset_index()
     g["points"] = pd.Series(_dec(g["units"]), dtype=object)
-    g = g.drop(columns=["units"])
+    g["opening_points"] = pd.Series(_dec(g["opening_units"]), dtype=object)
+    g = g.drop(columns=["units", "opening_units"])
     g["_never"] = g["month"] == NEVER
     return g.sort_values(["_never", "month"], kind="stable").drop(columns=["_never"]).reset_index(drop=True)
 

@@ -31,6 +31,7 @@ from loyalty_toolkit.stages.report.figures import (
 )
 
 MISSING = "missing"
+CONSERVATION_CHECK = ("points: before expiry = transferred + residue + rejected + held + unmatched + expired")
 
 
 def _text(value: Any) -> str:
@@ -122,6 +123,13 @@ def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str
               points["after"]),
         check("points: owed before = owed after", "points owed before", points["before"], "points owed after",
               points["after"]),
+        # The conservation with expiry in it, every part from another table: what the books held before the
+        # cutover expired anything (roll-forward) = every point's destination (transfers, lots, rejects).
+        check(CONSERVATION_CHECK, "liability_roll_forward: opening + accrued - redeemed", points["before_expiry"],
+              "transferred + residue + rejected + held + unmatched + expired (lots)",
+              points["after"] + points["expired"]),
+        check("points: expired at the cutover, lots = roll-forward", "lots: expired remaining",
+              points["expired"], "liability_roll_forward: sum of expired", points["expired_roll_forward"]),
     ]
     total = t("reconciliation_total")
     ledger_total = dec_sum(total["owed_ledger"]) if "owed_ledger" in total.columns else None
@@ -214,7 +222,12 @@ HEADLINE_LABELS = {
     "members_not_mapped": "members accepted but not mapped (review list, stage 02)",
     "members_with_points": "members given points", "points_owed_before": "points owed before",
     "points_owed_after": "points owed after", "points_difference": "difference (must be 0)",
-    "points_transferred": "points in unit transfers", "points_expired": "points expired at the cutover (not owed)",
+    "points_transferred": "points transferred (whole points in unit transfers)",
+    "points_expired": "points expired at the cutover (no longer owed)",
+    "points_rejected": "points rejected: members not mapped (itemised)",
+    "points_held_for_review": "points held for review: negative balances",
+    "points_residue": "points left as rounding residue (not transferred)",
+    "points_opening_unmatched": "points of opening rows matched to no member",
     "rewards_active": "rewards active at the cutover (owed)", "rewards_burned": "rewards burned by the cutover",
     "rewards_expired": "rewards expired by the cutover", "coupon_codes": "coupon codes written",
     "rewards_earned_in_splio": "rewards earned in Splio (step two: internal ids, import day)",
@@ -224,7 +237,8 @@ HEADLINE_LABELS = {
     "stages_not_applicable": "stages not applicable to this program (not run)",
 }
 POINTS_FIGURES = ("members_with_points", "points_owed_before", "points_owed_after", "points_difference",
-                  "points_transferred", "points_expired", "opening_conversion_residue")
+                  "points_transferred", "points_expired", "opening_conversion_residue", "points_rejected",
+                  "points_held_for_review", "points_residue", "points_opening_unmatched")
 REWARD_FIGURES = ("rewards_active", "rewards_burned", "rewards_expired", "rewards_earned_in_splio",
                   "rewards_waiting", "coupon_codes")
 
@@ -234,11 +248,15 @@ def headline(view: RunView, points: dict[str, Decimal], conservation: pd.DataFra
     give figures: no points figure for a program without points, no reward figure without rewards;
     ``stages_not_applicable`` names the stages left out."""
     m, r = member_counts(view), reward_counts(view)
+    # points in the order a reviewer follows them: before, where each point went, after, expired
     out = {"members_read": m["read"], "members_accepted": m["accepted"], "members_rejected": m["rejected"],
            "members_migrated": m["mapped"], "members_not_mapped": m["not_mapped"],
            "members_with_points": m["with_points"], "points_owed_before": str(points["before"]),
+           "points_transferred": str(points["transferred"]), "points_residue": str(points["residue"]),
+           "points_rejected": str(points["rejected"]), "points_held_for_review": str(points["review"]),
+           "points_opening_unmatched": str(points["opening_unmatched"]),
            "points_owed_after": str(points["after"]), "points_difference": str(points["difference"]),
-           "points_transferred": str(points["transferred"]), "points_expired": str(points["expired"]),
+           "points_expired": str(points["expired"]),
            "opening_conversion_residue": str(points["opening_residue"]),
            "rewards_active": r["active"], "rewards_burned": r["burned"], "rewards_expired": r["expired"],
            "rewards_earned_in_splio": r["earned"], "rewards_waiting": r["waiting"] + r["unresolved"],

@@ -85,6 +85,9 @@ def _ints(frame: pd.DataFrame, name: str) -> np.ndarray:
 def points_conservation(view: RunView) -> dict[str, Decimal]:
     """Points owed before and after the migration, summed from stage 03's staging tables.
 
+    ``before_expiry`` (the roll-forward's opening + accrued - redeemed) is what the books held
+    before the cutover expired anything: it must equal after + expired, expired taken from the lots.
+
     Before: the ledger's balances (``reconciliation_total.owed_ledger``) + the opening balances read.
     After: whole points in the unit transfers (adding - spending) + the rounding residue of every
     transfer (zero-point ones too) + points of members stage 02 did not map (itemised per member) +
@@ -110,10 +113,15 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     after = transferred + residue + rejected + review + unmatched
     lots = t("lots")
     expired = Decimal(int(_ints(lots, "remaining_units")[text_column(lots, "status") == "expired"].sum())).scaleb(-6)
+    rf = t("liability_roll_forward")
     out = {"ledger_owed": ledger, "opening": opening, "before": before, "transferred": transferred,
            "residue": residue, "rejected": rejected, "review": review, "opening_unmatched": unmatched,
            "after": after, "difference": before - after, "expired": expired, "opening_exact": opening_exact,
-           "opening_residue": opening_residue}
+           "opening_residue": opening_residue,
+           # the roll-forward's side of the conservation that includes expiry (stage 05's checks tie them)
+           "before_expiry": dec_sum(_column(rf, "opening")) + dec_sum(_column(rf, "accrued"))
+           - dec_sum(_column(rf, "redeemed")),
+           "expired_roll_forward": dec_sum(_column(rf, "expired"))}
     return {k: plain_decimal(v) for k, v in out.items()}
 
 
@@ -134,6 +142,66 @@ def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
             ("DIFFERENCE (must be 0)", points["difference"]),
             ("for information: points expired at the cutover (no longer owed)", points["expired"])]
     return pd.DataFrame(rows, columns=["figure", "points"]).astype({"points": object})
+
+
+# Each stage's reject table and file; the points a transfer reject carries come from the
+# conservation's parts (a refused ledger or opening row never became points owed).
+REJECT_TABLES = {"members": "member_rejects", "transfers": "transfer_rejects", "rewards": "reward_rejects"}
+REJECT_REASON_COLUMNS = ("stage", "reason_code", "rows", "points", "file")
+
+
+def rejects_by_reason(view: RunView, points: dict[str, Decimal]) -> pd.DataFrame:
+    """Rejected rows per stage and reason code, with the points they hold back where they hold any:
+    ``MEMBER_UNMAPPED`` the rejected points, ``NEGATIVE_BALANCE`` the deficits held for review, an
+    opening row matched to no member its points; ``points`` is None for a row refused before it
+    owed anything. ``file`` is the reject file (relative to the run dir) listing the rows."""
+    unmatched = view.table("opening_unmatched")
+    by_code = {str(c): dec_sum(g) for c, g in _column(unmatched, "points").groupby(
+        text_column(unmatched, "reason_code"))} if len(unmatched) else {}
+    carried = {"MEMBER_UNMAPPED": points.get("rejected"), "NEGATIVE_BALANCE": points.get("review"), **by_code}
+    rows = []
+    for stage, table in REJECT_TABLES.items():
+        if not view.applies(stage):
+            continue
+        codes = pd.Series(text_column(view.table(table), "reason_code"), dtype=object)
+        for code, n in codes[codes != ""].value_counts().sort_index().items():
+            held = carried.get(str(code)) if stage == "transfers" else None
+            rows.append({"stage": notebook_name(stage), "reason_code": str(code), "rows": int(n),
+                         "points": None if held is None else plain_decimal(held), "file": f"rejects/{stage}.csv"})
+    return pd.DataFrame(rows, columns=list(REJECT_REASON_COLUMNS))
+
+
+WATERFALL_COLUMNS = ("label", "value", "kind")
+
+
+def points_waterfall(points: dict[str, Decimal]) -> pd.DataFrame:
+    """Where every point went, as waterfall steps: what the books held before the cutover, minus
+    what expired, is the points owed before; each destination then takes its part (a negative
+    balance held for review gives back), and what is left unaccounted must be 0."""
+    p = points
+    rows = [("held before the cutover (roll-forward)", p["before_expiry"], "total"),
+            ("expired at the cutover", -p["expired"], "step"),
+            ("POINTS OWED BEFORE", p["before"], "total"),
+            ("transferred", -p["transferred"], "step"),
+            ("rounding residue", -p["residue"], "step"),
+            ("rejected (not mapped)", -p["rejected"], "step"),
+            ("held for review", -p["review"], "step"),
+            ("opening rows unmatched", -p["opening_unmatched"], "step"),
+            ("left unaccounted (must be 0)", p["difference"], "total")]
+    if not p["opening_unmatched"]:
+        rows = [r for r in rows if r[0] != "opening rows unmatched"]
+    return pd.DataFrame(rows, columns=list(WATERFALL_COLUMNS))
+
+
+def roll_forward_waterfall(tied: pd.DataFrame) -> pd.DataFrame:
+    """The liability roll-forward of every center and program together (:func:`roll_forward`'s total
+    row) as waterfall steps: opening + accrued - redeemed - expired = closing."""
+    if tied.empty:
+        return pd.DataFrame(columns=list(WATERFALL_COLUMNS))
+    t = tied.iloc[-1]
+    return pd.DataFrame([("opening balances", t["opening"], "total"), ("accrued", t["accrued"], "step"),
+                         ("redeemed", -t["redeemed"], "step"), ("expired", -t["expired"], "step"),
+                         ("closing liability", t["closing"], "total")], columns=list(WATERFALL_COLUMNS))
 
 
 def member_of(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import csv
 import html
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +35,16 @@ from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, read_coupon_file
 
 # The staging tables the report reads, with the columns it needs (None: every column; small tables).
 TABLES: dict[str, list[str] | None] = {
-    "members": ["legacy_id"], "member_rejects": ["line"], "member_map": ["legacy_id", "target_id"],
+    "members": ["legacy_id"], "member_rejects": ["line", "reason_code"], "member_map": ["legacy_id", "target_id"],
     "transfer_conservation": None, "reward_conservation": None, "reconciliation_total": None,
     "reconciliation_center": None, "reconciliation_program": None, "liability_roll_forward": None,
     "opening_balances": None, "opening_unmatched": None, "transfer_per_member": ["rejected"],
-    "transfer_review": None, "transfer_outputs": None, "transfer_rejects": ["line"],
+    "transfer_review": None, "transfer_outputs": None, "transfer_rejects": ["line", "reason_code"],
     "unit_transfers": ["legacy_id", "target_id", "type", "points", "residue_units"],
     "unit_transfers_zero": ["type", "residue_units"],
     "lots": ["user_id", "status", "remaining_units", "source", "expires_at_utc"],
     "lot_balances": ["user_id", "balance_units", "deficit_units"],
-    "reward_state": ["attribution_id", "state"], "reward_attributions": ["member_id"], "reward_rejects": ["line"],
+    "reward_state": ["attribution_id", "state"], "reward_attributions": ["member_id"], "reward_rejects": ["line", "reason_code"],
     "reward_import": ["kind", "state", "fate"],
 }
 REJECT_FILES = ("members", "transfers", "rewards")
@@ -59,6 +59,7 @@ class ReportOutcome:
     gates: pd.DataFrame  # one row per earlier stage
     figures_: dict  # the headline figures (JSON-ready)
     timezone: str  # the ledger's, for the expiry calendar
+    rejects: pd.DataFrame  # rejected rows per stage and reason code, with the points they hold back
     show_pii: bool = False
 
     # -- figures -------------------------------------------------------------------------------
@@ -72,12 +73,18 @@ class ReportOutcome:
                     "input_files": len(self.conservation),
                     "input_files_accounted": int(self.conservation["agree"].sum()),
                     "warnings": int(pd.to_numeric(self.gates["warnings"]).sum()),
-                    "points": {k: str(v) for k, v in self.points.items()}})
+                    "points": {k: str(v) for k, v in self.points.items()},
+                    "rejects_by_reason": [{k: (None if v is None else str(v) if isinstance(v, Decimal) else v)
+                                           for k, v in r.items()} for r in self.rejects.to_dict("records")]})
 
     # -- notebook tables -----------------------------------------------------------------------
 
     def headline(self) -> pd.DataFrame:
         return report_checks.headline_table(self.figures_)
+
+    def rejects_by_reason(self) -> pd.DataFrame:
+        """Rejected rows per stage and reason, the points they hold back and the file listing them."""
+        return self.rejects
 
     def not_applicable(self) -> pd.DataFrame:
         """The stages this program does not need and why (none for a full program)."""
@@ -109,6 +116,18 @@ class ReportOutcome:
     def points_by_program(self) -> pd.DataFrame:
         return self._ran("transfers", report.by_key(self.view.table("reconciliation_program"),
                                                     self.view.table("reconciliation_total"), "program"))
+
+    def points_waterfall(self) -> pd.DataFrame:
+        """Where every point owed before went (waterfall steps); empty for a program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=list(report.WATERFALL_COLUMNS))
+        return report.points_waterfall(self.points)
+
+    def roll_forward_waterfall(self) -> pd.DataFrame:
+        """The liability roll-forward of all centers together (waterfall steps)."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=list(report.WATERFALL_COLUMNS))
+        return report.roll_forward_waterfall(report.roll_forward(self.view.table("liability_roll_forward")))
 
     def roll_forward(self) -> pd.DataFrame:
         return self._ran("transfers", report.roll_forward(self.view.table("liability_roll_forward")))
@@ -170,7 +189,20 @@ class ReportOutcome:
         return report.warnings_raised(self.view)
 
     def cross_stage_checks(self) -> pd.DataFrame:
-        return self.checks
+        """The checks as a reader sees them: figures as numbers (aligned, with separators), the
+        texts (a status) as they are; ``self.checks`` keeps the exact text the gate compares."""
+        out = self.checks.copy()
+        for col in ("left_value", "right_value"):
+            out[col] = pd.Series([_as_number(v) for v in out[col].tolist()], index=out.index, dtype=object)
+        return out
+
+
+def _as_number(text: str):
+    """``"447412.3"`` -> Decimal (exact); anything else (``passed``, ``missing``) unchanged."""
+    try:
+        return Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
+        return text
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -214,7 +246,8 @@ def run(ctx: StageContext) -> ReportOutcome:
     return ReportOutcome(view=view, points=points, conservation=conservation, checks=checks,
                          gates=report.stage_gates(view),
                          figures_=report_checks.headline(view, points, conservation),
-                         timezone=ledger.timezone if ledger is not None else "UTC", show_pii=ctx.show_pii)
+                         timezone=ledger.timezone if ledger is not None else "UTC",
+                         rejects=report.rejects_by_reason(view, points), show_pii=ctx.show_pii)
 
 
 # -- gate and commit ---------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def test_a_micro_point_missing_from_the_transfers_breaks_points_conservation():
     points, conservation, checks = evaluate(view)
     assert points["difference"] == D("0.000001")
     assert disagreeing(checks) == {"points: owed before = owed after",
-                                   "points: owed after, stage 03's record = its tables"}
+                                   "points: owed after, stage 03's record = its tables",
+                                   report_checks.CONSERVATION_CHECK}
     sheet = report_checks.checklist(report_checks.headline(view, points, conservation), checks, conservation,
                                     report.stage_gates(view)).set_index("figure")["holds"]
     assert not sheet["points owed before = points owed after"]
@@ -222,7 +223,8 @@ def test_the_roll_forward_ties_per_row_and_closes_on_the_points_owed():
     view.tables["liability_roll_forward"].loc[0, "expired"] = "2.9"  # movements no longer give the closing
     assert list(report.roll_forward(view.table("liability_roll_forward"))["ties"]) == [False, True, False]
     _, _, checks = evaluate(view)
-    assert disagreeing(checks) == {"points: every roll-forward row ties"}
+    assert disagreeing(checks) == {"points: every roll-forward row ties",
+                                   "points: expired at the cutover, lots = roll-forward"}
 
 
 def test_a_center_whose_transfer_side_differs_is_caught():
@@ -325,3 +327,35 @@ def test_the_opening_conversion_residue_is_in_the_points_conservation_and_the_ch
     # stage 03 recording another residue than its table holds is caught
     view.records["transfers"]["totals"]["opening"]["conversion_residue"] = "0.5"
     assert disagreeing(evaluate(view)[2]) == {"points: opening conversion residue, stage 03's record = its tables"}
+
+
+def test_the_conservation_with_expiry_ties_every_point_to_where_it_went():
+    view = small_run()
+    points, conservation, checks = evaluate(view)
+    # the roll-forward held 24.5 before the cutover expired 3: 19 transferred + 0.5 residue + 2 rejected + 3 expired
+    assert points["before_expiry"] == D("24.5") and points["expired_roll_forward"] == D(3)
+    row = checks.set_index("check").loc[report_checks.CONSERVATION_CHECK]
+    assert (row["left_value"], row["right_value"], row["agree"]) == ("24.5", "24.5", True)
+    view.tables["lots"].loc[4, "remaining_units"] = 2_999_999  # a micro-point of expired lost from the lots
+    _, _, checks = evaluate(view)
+    assert disagreeing(checks) == {report_checks.CONSERVATION_CHECK,
+                                   "points: expired at the cutover, lots = roll-forward"}
+
+
+def test_the_headline_carries_every_point_figure_and_rejects_by_reason():
+    view = small_run()
+    view.tables["member_rejects"] = pd.DataFrame({"line": [5], "reason_code": ["NO_IDENTIFIER"]})
+    view.tables["transfer_rejects"] = pd.DataFrame({"line": [9, 11], "reason_code": ["MEMBER_UNMAPPED"] * 2})
+    points, conservation, _ = evaluate(view)
+    figures = report_checks.headline(view, points, conservation)
+    assert [k for k in figures if k.startswith("points_")] == [
+        "points_owed_before", "points_transferred", "points_residue", "points_rejected", "points_held_for_review",
+        "points_opening_unmatched", "points_owed_after", "points_difference", "points_expired"]
+    assert (figures["points_transferred"], figures["points_residue"], figures["points_rejected"],
+            figures["points_expired"]) == ("19", "0.5", "2", "3")
+    rejects = report.rejects_by_reason(view, points)
+    assert rejects.to_dict("records") == [
+        {"stage": "01_members", "reason_code": "NO_IDENTIFIER", "rows": 1, "points": None,
+         "file": "rejects/members.csv"},
+        {"stage": "03_transfers", "reason_code": "MEMBER_UNMAPPED", "rows": 2, "points": D(2),
+         "file": "rejects/transfers.csv"}]

@@ -88,6 +88,25 @@ def month_names(instants: np.ndarray, tz: str) -> np.ndarray:
     return names
 
 
+def month_starts(first: str, last: str, tz: str) -> tuple[list[str], list[str]]:
+    """The months ("YYYY-MM" in ``tz``) from the one holding ISO UTC instant ``first`` to the one
+    holding ``last``, each with the first UTC instant that falls in it, as ISO UTC text
+    (``2026-03-31T22:00:00+00:00``): an instant is in month i when ``starts[i] <= it < starts[i + 1]``.
+    A midnight that does not exist in ``tz`` (a clock moved forward) starts its month at the
+    instant the clock jumped to; a midnight that happens twice, at the first of the two."""
+    lo = pd.Timestamp(first).tz_convert(tz)
+    hi = pd.Timestamp(last).tz_convert(tz)
+    names, starts = [], []
+    year, month = lo.year, lo.month
+    while (year, month) <= (hi.year, hi.month):
+        start = pd.Timestamp(year=year, month=month, day=1).tz_localize(tz, ambiguous=True,
+                                                                       nonexistent="shift_forward")
+        names.append(f"{year:04d}-{month:02d}")
+        starts.append(start.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S") + "+00:00")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return starts, names
+
+
 def month_totals(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
     """Lots, members and units (int64 micro-points) per month of ``column`` (ISO UTC text, "" =
     never) in ``tz``: one member slice's part of a calendar; :func:`months` adds the parts up

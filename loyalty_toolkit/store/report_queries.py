@@ -27,6 +27,15 @@ from loyalty_toolkit.store.staging import StagingStore, stored_decimal
 
 LIVE = f"status IN ('{OPEN}', '{PENDING}')"  # lots still owed: open, or pending (not yet unlocked)
 _FETCH = 100_000  # rows fetched at a time for per-member results
+# ISO UTC text as stage 03 writes it (``2026-03-29T01:30:00+00:00``, fractions of a second where
+# there are some): values of this layout sort as text in the order of the instants they name.
+_UTC_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+_UTC_LAYOUT = f"(v GLOB '{_UTC_SECONDS}+00:00' OR v GLOB '{_UTC_SECONDS}.[0-9]*+00:00')"
+_LIVE_LEFT = f"{LIVE} AND [remaining_units] > 0"
+
+
+def _live_values(column: str) -> str:
+    return f"(SELECT {_text(column)} AS v, [user_id], [remaining_units] FROM lots WHERE {_LIVE_LEFT})"
 
 
 def _text(column: str) -> str:
@@ -49,9 +58,16 @@ def _require(store: StagingStore, table: str, *columns: str) -> None:
                            "the report", file=store.path)
 
 
-def _integers_only(store: StagingStore, table: str, *columns: str) -> None:
-    """Refuse to sum a column holding anything but integers and NULL: SQLite would sum REALs as float."""
-    for column in columns:
+def _not_integers(column: str) -> str:
+    """SQL counting the rows whose ``column`` is neither an integer nor NULL: asked in the same scan
+    as the sum, and :func:`_integers_only` refuses the sum if any (SQLite sums REALs as float)."""
+    return f"COALESCE(SUM(typeof([{column}]) NOT IN ('integer', 'null')), 0)"
+
+
+def _integers_only(store: StagingStore, table: str, column: str, not_integers: int) -> None:
+    """Raise, naming the first offending value, if ``not_integers`` (:func:`_not_integers`) found
+    any in ``table.column``."""
+    if not_integers and store.has_table(table):
         bad = store.db.execute(f"SELECT [{column}] FROM [{table}] WHERE typeof([{column}]) NOT IN "
                                "('integer', 'null') LIMIT 1").fetchone()
         if bad is not None:
@@ -99,7 +115,6 @@ def transfer_figures(store: StagingStore) -> dict[str, int]:
     signed = "CASE WHEN [type] = '{s}' THEN -[{c}] ELSE [{c}] END"
     if store.has_table("unit_transfers"):
         _require(store, "unit_transfers", "legacy_id", "target_id", "type", "points", "residue_units")
-        _integers_only(store, "unit_transfers", "points", "residue_units")
         pairs = "0"
         if store.has_table("member_map"):
             pairs = (f"({_text('legacy_id')}, {_text('target_id')}) IN "
@@ -108,42 +123,53 @@ def transfer_figures(store: StagingStore) -> dict[str, int]:
             f"SELECT COUNT(*), COALESCE(SUM({signed.format(s=SPENDING, c='points')}), 0), "
             f"COALESCE(SUM({signed.format(s=SPENDING, c='residue_units')}), 0), "
             f"COUNT(DISTINCT CASE WHEN [type] = '{ADDING}' AND [points] > 0 THEN {_text('legacy_id')} END), "
-            f"COALESCE(SUM({pairs}), 0) FROM unit_transfers").fetchone()
-        out.update(zip(("count", "points", "residue_units", "members_with_points", "in_member_map"), row))
+            f"COALESCE(SUM({pairs}), 0), {_not_integers('points')}, {_not_integers('residue_units')} "
+            "FROM unit_transfers").fetchone()
+        _integers_only(store, "unit_transfers", "points", row[5])
+        _integers_only(store, "unit_transfers", "residue_units", row[6])
+        out.update(zip(("count", "points", "residue_units", "members_with_points", "in_member_map"), row[:5]))
     if store.has_table("unit_transfers_zero"):
         _require(store, "unit_transfers_zero", "type", "residue_units")
-        _integers_only(store, "unit_transfers_zero", "residue_units")
-        out["residue_units"] += store.db.execute(
-            f"SELECT COALESCE(SUM({signed.format(s=SPENDING, c='residue_units')}), 0) "
-            "FROM unit_transfers_zero").fetchone()[0]
+        residue, bad = store.db.execute(
+            f"SELECT COALESCE(SUM({signed.format(s=SPENDING, c='residue_units')}), 0), {_not_integers('residue_units')} "
+            "FROM unit_transfers_zero").fetchone()
+        _integers_only(store, "unit_transfers_zero", "residue_units", bad)
+        out["residue_units"] += residue
     return {k: int(v) for k, v in out.items()}
 
 
-def lot_figures(store: StagingStore) -> dict[str, int]:
+def lot_figures(store: StagingStore, expiry: str) -> dict[str, Any]:
     """From ``lots`` and ``lot_balances``, in micro-points:
 
     - ``expired_units``: points left in expired lots (no longer owed);
     - ``unmapped_live_units``: points left in open and pending lots of members not in ``member_map``;
-    - ``unmapped_deficit_units``: the deficits of those members (``lot_balances``).
+    - ``unmapped_deficit_units``: the deficits of those members (``lot_balances``);
+
+    and, in the same scan of the lots, ``first_expiry`` and ``last_expiry``: the first and last
+    non-empty value (text order) of column ``expiry`` over the open and pending lots with points left.
     """
-    out = {"expired_units": 0, "unmapped_live_units": 0, "unmapped_deficit_units": 0}
+    out: dict[str, Any] = {"expired_units": 0, "unmapped_live_units": 0, "unmapped_deficit_units": 0,
+                           "first_expiry": None, "last_expiry": None}
     # no member_map: nobody is mapped (an empty list, so NOT IN holds for every lot)
     mapped = f"(SELECT {_text('legacy_id')} FROM member_map)" if store.has_table("member_map") else "(SELECT 1 WHERE 0)"
     if store.has_table("lots"):
-        _require(store, "lots", "user_id", "status", "remaining_units")
-        _integers_only(store, "lots", "remaining_units")
+        _require(store, "lots", "user_id", "status", "remaining_units", expiry)
+        # text order; a value that is not text of stage 03's layout is caught by live_lots_by_range
+        live_expiry = f"CASE WHEN {_LIVE_LEFT} AND [{expiry}] != '' THEN [{expiry}] END"
         row = store.db.execute(
             f"SELECT COALESCE(SUM(CASE WHEN [status] = '{EXPIRED}' THEN [remaining_units] END), 0), "
-            f"COALESCE(SUM(CASE WHEN {LIVE} AND {_text('user_id')} NOT IN {mapped} THEN [remaining_units] END), 0) "
-            "FROM lots").fetchone()
-        out["expired_units"], out["unmapped_live_units"] = row
+            f"COALESCE(SUM(CASE WHEN {LIVE} AND {_text('user_id')} NOT IN {mapped} THEN [remaining_units] END), 0), "
+            f"MIN({live_expiry}), MAX({live_expiry}), {_not_integers('remaining_units')} FROM lots").fetchone()
+        _integers_only(store, "lots", "remaining_units", row[4])
+        out.update(zip(("expired_units", "unmapped_live_units", "first_expiry", "last_expiry"), row[:4]))
     if store.has_table("lot_balances"):
         _require(store, "lot_balances", "user_id", "deficit_units")
-        _integers_only(store, "lot_balances", "deficit_units")
-        out["unmapped_deficit_units"] = store.db.execute(
-            f"SELECT COALESCE(SUM(CASE WHEN {_text('user_id')} NOT IN {mapped} THEN [deficit_units] END), 0) "
-            "FROM lot_balances").fetchone()[0]
-    return {k: int(v) for k, v in out.items()}
+        deficit, bad = store.db.execute(
+            f"SELECT COALESCE(SUM(CASE WHEN {_text('user_id')} NOT IN {mapped} THEN [deficit_units] END), 0), "
+            f"{_not_integers('deficit_units')} FROM lot_balances").fetchone()
+        _integers_only(store, "lot_balances", "deficit_units", bad)
+        out["unmapped_deficit_units"] = deficit
+    return {k: int(v) if k.endswith("_units") else v for k, v in out.items()}
 
 
 def owed_per_member(store: StagingStore) -> np.ndarray:
@@ -153,18 +179,59 @@ def owed_per_member(store: StagingStore) -> np.ndarray:
     parts = []
     if store.has_table("lot_balances"):
         _require(store, "lot_balances", "user_id", "balance_units")
-        _integers_only(store, "lot_balances", "balance_units")
         parts.append(f"SELECT {_text('user_id')} AS k, [balance_units] AS u FROM lot_balances")
     if store.has_table("lots") and "source" in _columns(store, "lots"):
-        _integers_only(store, "lots", "remaining_units")
-        parts.append(f"SELECT {_text('user_id')}, [remaining_units] FROM lots WHERE {_text('source')} = 'opening'")
+        parts.append(f"SELECT {_text('user_id')} AS k, [remaining_units] AS u FROM lots WHERE {_text('source')} = 'opening'")
     if not parts:
         return np.zeros(0, dtype=np.int64)
-    cur = store.db.execute(f"SELECT COALESCE(SUM(u), 0) FROM ({' UNION ALL '.join(parts)}) GROUP BY k")
+    # one row per member: its sum, and whether any of its amounts was not an integer
+    cur = store.db.execute(f"SELECT COALESCE(SUM(u), 0), MAX(typeof(u) NOT IN ('integer', 'null')) "
+                           f"FROM ({' UNION ALL '.join(parts)}) GROUP BY k")
     chunks = []
     while rows := cur.fetchmany(_FETCH):
-        chunks.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        sums, bad = zip(*rows)
+        if any(bad):
+            _integers_only(store, "lot_balances", "balance_units", 1)
+            _integers_only(store, "lots", "remaining_units", 1)  # one of the two raises
+        chunks.append(np.fromiter(sums, dtype=np.int64, count=len(rows)))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _range_label(bounds: list[str], labels: list[str], lo: int, hi: int) -> str:
+    """SQL giving ``labels[i]`` for ``bounds[i] <= v < bounds[i + 1]`` (i in lo..hi): a balanced
+    tree of comparisons, a handful per row however many ranges."""
+    if lo == hi:
+        return _quoted(labels[lo])
+    mid = (lo + hi + 1) // 2
+    return (f"CASE WHEN v < {_quoted(bounds[mid])} THEN {_range_label(bounds, labels, lo, mid - 1)} "
+            f"ELSE {_range_label(bounds, labels, mid, hi)} END")
+
+
+def live_lots_by_range(store: StagingStore, column: str, bounds: list[str], labels: list[str],
+                       empty_label: str) -> list[dict[str, Any]] | None:
+    """Open and pending lots with points left, grouped by the range of their ``column`` value:
+    ``labels[i]`` for ``bounds[i] <= value < bounds[i + 1]`` in text order (``bounds[0]`` at most
+    the first value: ``lot_figures``' ``first_expiry``), ``empty_label`` for none. Per label: the
+    lots, the distinct members and the micro-points left, in label order. None if a value is not ISO
+    UTC text of stage 03's layout, where text order is not time order (see :func:`live_lots_by_label`)."""
+    if not store.has_table("lots"):
+        return []
+    if len(bounds) != len(labels):
+        raise ValueError("one label per range")
+    ranges = _range_label(bounds, labels, 0, len(bounds) - 1) if bounds else "NULL"
+    label = f"CASE WHEN v = '' THEN {_quoted(empty_label)} ELSE {ranges} END"
+    rows = store.db.execute(
+        f"SELECT {label} AS label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]), "
+        f"SUM(v != '' AND NOT {_UTC_LAYOUT}), {_not_integers('remaining_units')} "
+        f"FROM {_live_values(column)} GROUP BY label ORDER BY label").fetchall()
+    _integers_only(store, "lots", "remaining_units", sum(r[5] for r in rows))
+    if any(r[4] for r in rows):
+        return None
+    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in rows]
 
 
 def live_lot_instants(store: StagingStore, column: str) -> list[str]:
@@ -185,11 +252,10 @@ def live_lots_by_label(store: StagingStore, column: str, labels: dict[str, str])
     CROSS JOIN keeps SQLite from scanning the lots once per label)."""
     if not store.has_table("lots") or not labels:
         return []
-    _integers_only(store, "lots", "remaining_units")
-    cur = store.db.execute(
+    rows = store.db.execute(
         "WITH labels(value, label) AS MATERIALIZED (SELECT key, value FROM json_each(?)) "
-        f"SELECT labels.label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]) "
-        f"FROM lots CROSS JOIN labels ON labels.value = {_text(column)} "
-        f"WHERE {LIVE} AND [remaining_units] > 0 GROUP BY labels.label ORDER BY labels.label",
-        [json.dumps(labels)])
-    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in cur.fetchall()]
+        f"SELECT labels.label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]), "
+        f"{_not_integers('remaining_units')} FROM lots CROSS JOIN labels ON labels.value = {_text(column)} "
+        f"WHERE {_LIVE_LEFT} GROUP BY labels.label ORDER BY labels.label", [json.dumps(labels)]).fetchall()
+    _integers_only(store, "lots", "remaining_units", sum(r[4] for r in rows))
+    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in rows]

@@ -65,7 +65,7 @@ def check(name: str, left: str, left_value: Any, right: str, right_value: Any, r
 def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFrame:
     """Every check that ties the stages to each other, to the staging database and to the files;
     the checks of a stage the program does not need are left out (it never ran)."""
-    rec, tot, t = view.record, view.totals, view.table
+    rec, tot = view.record, view.totals
     m = member_counts(view)
     rows = [
         check("members: rows stage 00 froze = rows stage 01 read", "inputs.json: members rows", m["read"],

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import notebook_name
-from loyalty_toolkit.shared.liability import bands, month_names, months
+from loyalty_toolkit.shared.liability import NEVER, bands, month_names, month_starts, months
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.report import checks as report_checks
 from loyalty_toolkit.stages.report import figures as report
@@ -203,13 +203,12 @@ def read_view(ctx: StageContext) -> report.RunView:
 def table_sums(store: StagingStore, timezone: str) -> report.TableSums:
     """The counts and exact sums the report takes over the large staging tables, computed by SQLite;
     the expiry calendar's months in ``timezone`` (the ledger's)."""
-    instants = report_queries.live_lot_instants(store, EXPIRY)
-    labels = dict(zip(instants, month_names(np.asarray(instants, dtype=object), timezone).tolist()))
-    months_ = pd.DataFrame(report_queries.live_lots_by_label(store, EXPIRY, labels),
+    lots = report_queries.lot_figures(store, EXPIRY)
+    months_ = pd.DataFrame(_expiry_months(store, timezone, lots.pop("first_expiry"), lots.pop("last_expiry")),
                            columns=["label", "lots", "members", "units"]).rename(columns={"label": "month"})
     return report.TableSums(
         rows={name: report_queries.row_count(store, name) for name in COUNTED},
-        transfers=report_queries.transfer_figures(store), lots=report_queries.lot_figures(store),
+        transfers=report_queries.transfer_figures(store), lots=lots,
         amounts={f"{t}.{c}": report_queries.exact_sum(store, t, c) for t, c in AMOUNTS},
         mapped_in_members=report_queries.count_in(store, "member_map", "legacy_id", "members", "legacy_id"),
         attributions_of_mapped=report_queries.count_in(store, "reward_attributions", "member_id", "member_map",
@@ -274,3 +273,17 @@ def _store_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
 def commit(ctx: StageContext, outcome: ReportOutcome, gate_report) -> None:
     """Record the figures and commit the report tables; raises GateFailed on a critical failure."""
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome))
+
+
+def _expiry_months(store: StagingStore, timezone: str, first: str | None, last: str | None) -> list[dict]:
+    """Live lots per month of expiry in ``timezone`` (``first`` and ``last``: the first and last
+    expiry, as ISO UTC text). SQLite puts each lot in its month by comparing its ISO UTC text with
+    the months' first instants, a few comparisons a lot. Should a value not be ISO UTC text of
+    stage 03's layout, each distinct value is converted here instead (slower; any ISO text)."""
+    starts, names = month_starts(first, last, timezone) if first and last else ([], [])
+    by_month = report_queries.live_lots_by_range(store, EXPIRY, starts, names, NEVER)
+    if by_month is not None:
+        return by_month
+    instants = report_queries.live_lot_instants(store, EXPIRY)
+    labels = dict(zip(instants, month_names(np.asarray(instants, dtype=object), timezone).tolist()))
+    return report_queries.live_lots_by_label(store, EXPIRY, labels)

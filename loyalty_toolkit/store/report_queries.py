@@ -28,14 +28,17 @@ from loyalty_toolkit.store.staging import StagingStore, stored_decimal
 LIVE = f"status IN ('{OPEN}', '{PENDING}')"  # lots still owed: open, or pending (not yet unlocked)
 _FETCH = 100_000  # rows fetched at a time for per-member results
 # ISO UTC text as stage 03 writes it (``2026-03-29T01:30:00+00:00``, fractions of a second where
-# there are some): values of this layout sort as text in the order of the instants they name.
-_UTC_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
-_UTC_LAYOUT = f"(v GLOB '{_UTC_SECONDS}+00:00' OR v GLOB '{_UTC_SECONDS}.[0-9]*+00:00')"
+# there are some): values of this layout sort as text in the order of the instants they name. The
+# layout is checked by separators and length (a GLOB without character classes costs a fifth of
+# one with them: 0.1 s against 0.4 s at 1.4M lots); stage 03 writes the digits.
+_UTC_LAYOUT = "(v GLOB '????-??-??T??:??:??+00:00' OR v GLOB '????-??-??T??:??:??.*+00:00')"
 _LIVE_LEFT = f"{LIVE} AND [remaining_units] > 0"
 
 
 def _live_values(column: str) -> str:
-    return f"(SELECT {_text(column)} AS v, [user_id], [remaining_units] FROM lots WHERE {_LIVE_LEFT})"
+    """The open and pending lots with points left, with ``column`` as ``v`` (as stored: a value
+    that is not text fails the layout check)."""
+    return f"(SELECT [{column}] AS v, [user_id], [remaining_units] FROM lots WHERE {_LIVE_LEFT})"
 
 
 def _text(column: str) -> str:
@@ -145,23 +148,30 @@ def lot_figures(store: StagingStore, expiry: str) -> dict[str, Any]:
     - ``unmapped_live_units``: points left in open and pending lots of members not in ``member_map``;
     - ``unmapped_deficit_units``: the deficits of those members (``lot_balances``);
 
-    and, in the same scan of the lots, ``first_expiry`` and ``last_expiry``: the first and last
-    non-empty value (text order) of column ``expiry`` over the open and pending lots with points left.
+    and, in the same scan of the lots, over the open and pending lots with points left: the first
+    and last non-empty value (text order) of column ``expiry`` (``first_expiry``, ``last_expiry``)
+    and how many values are not ISO UTC text of stage 03's layout (``expiry_other_layout``), for
+    which text order is not time order (:func:`live_lots_by_range`).
     """
     out: dict[str, Any] = {"expired_units": 0, "unmapped_live_units": 0, "unmapped_deficit_units": 0,
-                           "first_expiry": None, "last_expiry": None}
+                           "first_expiry": None, "last_expiry": None, "expiry_other_layout": 0}
     # no member_map: nobody is mapped (an empty list, so NOT IN holds for every lot)
     mapped = f"(SELECT {_text('legacy_id')} FROM member_map)" if store.has_table("member_map") else "(SELECT 1 WHERE 0)"
     if store.has_table("lots"):
         _require(store, "lots", "user_id", "status", "remaining_units", expiry)
         # text order; a value that is not text of stage 03's layout is caught by live_lots_by_range
         live_expiry = f"CASE WHEN {_LIVE_LEFT} AND [{expiry}] != '' THEN [{expiry}] END"
+        layout = _UTC_LAYOUT.replace("v ", f"[{expiry}] ")
         row = store.db.execute(
             f"SELECT COALESCE(SUM(CASE WHEN [status] = '{EXPIRED}' THEN [remaining_units] END), 0), "
             f"COALESCE(SUM(CASE WHEN {LIVE} AND {_text('user_id')} NOT IN {mapped} THEN [remaining_units] END), 0), "
-            f"MIN({live_expiry}), MAX({live_expiry}), {_not_integers('remaining_units')} FROM lots").fetchone()
-        _integers_only(store, "lots", "remaining_units", row[4])
-        out.update(zip(("expired_units", "unmapped_live_units", "first_expiry", "last_expiry"), row[:4]))
+            f"MIN({live_expiry}), MAX({live_expiry}), "
+            # conditions in WHEN: SQLite stops at the first false one there, not in a value
+            f"COALESCE(SUM(CASE WHEN {_LIVE_LEFT} AND [{expiry}] != '' THEN CASE WHEN {layout} THEN 0 ELSE 1 END END), 0), "
+            f"{_not_integers('remaining_units')} FROM lots").fetchone()
+        _integers_only(store, "lots", "remaining_units", row[5])
+        out.update(zip(("expired_units", "unmapped_live_units", "first_expiry", "last_expiry", "expiry_other_layout"),
+                       row[:5]))
     if store.has_table("lot_balances"):
         _require(store, "lot_balances", "user_id", "deficit_units")
         deficit, bad = store.db.execute(
@@ -169,7 +179,7 @@ def lot_figures(store: StagingStore, expiry: str) -> dict[str, Any]:
             f"{_not_integers('deficit_units')} FROM lot_balances").fetchone()
         _integers_only(store, "lot_balances", "deficit_units", bad)
         out["unmapped_deficit_units"] = deficit
-    return {k: int(v) if k.endswith("_units") else v for k, v in out.items()}
+    return {k: v if k.endswith("_expiry") else int(v) for k, v in out.items()}
 
 
 def owed_per_member(store: StagingStore) -> np.ndarray:
@@ -212,25 +222,22 @@ def _range_label(bounds: list[str], labels: list[str], lo: int, hi: int) -> str:
 
 
 def live_lots_by_range(store: StagingStore, column: str, bounds: list[str], labels: list[str],
-                       empty_label: str) -> list[dict[str, Any]] | None:
+                       empty_label: str) -> list[dict[str, Any]]:
     """Open and pending lots with points left, grouped by the range of their ``column`` value:
-    ``labels[i]`` for ``bounds[i] <= value < bounds[i + 1]`` in text order (``bounds[0]`` at most
-    the first value: ``lot_figures``' ``first_expiry``), ``empty_label`` for none. Per label: the
-    lots, the distinct members and the micro-points left, in label order. None if a value is not ISO
-    UTC text of stage 03's layout, where text order is not time order (see :func:`live_lots_by_label`)."""
+    ``labels[i]`` for ``bounds[i] <= value < bounds[i + 1]`` in text order, ``empty_label`` for
+    none. Per label: the lots, the distinct members and the micro-points left, in label order.
+    Only after :func:`lot_figures` (same ``column``) has found every value of stage 03's layout
+    (text order is time order) and ``bounds[0]`` at most its ``first_expiry``; it checked that the
+    micro-points are integers in the same scan, so this query carries no check (a third faster)."""
     if not store.has_table("lots"):
         return []
     if len(bounds) != len(labels):
         raise ValueError("one label per range")
     ranges = _range_label(bounds, labels, 0, len(bounds) - 1) if bounds else "NULL"
-    label = f"CASE WHEN v = '' THEN {_quoted(empty_label)} ELSE {ranges} END"
+    label = f"CASE WHEN v IS NULL OR v = '' THEN {_quoted(empty_label)} ELSE {ranges} END"
     rows = store.db.execute(
-        f"SELECT {label} AS label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]), "
-        f"SUM(v != '' AND NOT {_UTC_LAYOUT}), {_not_integers('remaining_units')} "
+        f"SELECT {label} AS label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]) "
         f"FROM {_live_values(column)} GROUP BY label ORDER BY label").fetchall()
-    _integers_only(store, "lots", "remaining_units", sum(r[5] for r in rows))
-    if any(r[4] for r in rows):
-        return None
     return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in rows]
 
 

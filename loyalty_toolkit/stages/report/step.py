@@ -223,9 +223,9 @@ def _lot_sums(path: Path, timezone: str) -> tuple[dict, pd.DataFrame]:
     """:func:`report_queries.lot_figures` and the expiry calendar's months, on a connection of their own."""
     with StagingStore(path) as store:
         lots = report_queries.lot_figures(store, EXPIRY)
-        months_ = pd.DataFrame(_expiry_months(store, timezone, lots.pop("first_expiry"), lots.pop("last_expiry")),
+        months_ = pd.DataFrame(_expiry_months(store, timezone, lots),
                                columns=["label", "lots", "members", "units"]).rename(columns={"label": "month"})
-    return lots, months_
+    return {k: v for k, v in lots.items() if k.endswith("_units")}, months_
 
 
 def count_csv_records(path: Path) -> int:
@@ -287,15 +287,16 @@ def commit(ctx: StageContext, outcome: ReportOutcome, gate_report) -> None:
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome))
 
 
-def _expiry_months(store: StagingStore, timezone: str, first: str | None, last: str | None) -> list[dict]:
-    """Live lots per month of expiry in ``timezone`` (``first`` and ``last``: the first and last
-    expiry, as ISO UTC text). SQLite puts each lot in its month by comparing its ISO UTC text with
-    the months' first instants, a few comparisons a lot. Should a value not be ISO UTC text of
-    stage 03's layout, each distinct value is converted here instead (slower; any ISO text)."""
+def _expiry_months(store: StagingStore, timezone: str, lots: dict) -> list[dict]:
+    """Live lots per month of expiry in ``timezone`` (``lots``: ``report_queries.lot_figures``, which
+    found the first and last expiry and whether all are ISO UTC text of stage 03's layout). SQLite
+    puts each lot in its month by comparing its text with the months' first instants, a few
+    comparisons a lot; should a value be of another layout, each distinct value is converted here
+    instead (slower; any ISO text)."""
+    if lots["expiry_other_layout"]:
+        instants = report_queries.live_lot_instants(store, EXPIRY)
+        labels = dict(zip(instants, month_names(np.asarray(instants, dtype=object), timezone).tolist()))
+        return report_queries.live_lots_by_label(store, EXPIRY, labels)
+    first, last = lots["first_expiry"], lots["last_expiry"]
     starts, names = month_starts(first, last, timezone) if first and last else ([], [])
-    by_month = report_queries.live_lots_by_range(store, EXPIRY, starts, names, NEVER)
-    if by_month is not None:
-        return by_month
-    instants = report_queries.live_lot_instants(store, EXPIRY)
-    labels = dict(zip(instants, month_names(np.asarray(instants, dtype=object), timezone).tolist()))
-    return report_queries.live_lots_by_label(store, EXPIRY, labels)
+    return report_queries.live_lots_by_range(store, EXPIRY, starts, names, NEVER)

@@ -52,6 +52,7 @@ class TableSums:
     expiry_months: pd.DataFrame  # live lots per month of expiry: month, lots, members, units
 
     def amount(self, table: str, column: str) -> Decimal:
+        """The exact sum of ``table.column`` (0 when the table is absent: its stage did not apply)."""
         return self.amounts.get(f"{table}.{column}", Decimal(0))
 
 
@@ -70,6 +71,7 @@ class RunView:
 
     @property
     def s(self) -> TableSums:
+        """The large tables' counts and sums; a view gathered without them cannot give a figure."""
         if self.sums is None:
             raise ValueError("the run view has no table sums: gather it with report.step.read_view")
         return self.sums

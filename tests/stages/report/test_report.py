@@ -1,20 +1,38 @@
 """Stage 05's pure logic on a small hand-built run: three members, a few lots, two rewards.
 
 The run below is consistent (every check agrees); each test breaks one thing and asserts that
-exactly the checks that should notice it do.
+exactly the checks that should notice it do. The report takes its figures over the large tables
+from SQLite, so the hand-built tables are written to a scratch staging database and summed there
+(:func:`summed`) before each evaluation, as ``report.step.read_view`` does on a run's database.
 """
 
 from __future__ import annotations
 
 import copy
+import tempfile
 from decimal import Decimal as D
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from loyalty_toolkit.stages.report import checks as report_checks
 from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.stages.report import step as s05_report
 from loyalty_toolkit.stages.report.figures import RunView
+from loyalty_toolkit.store import StagingStore
+
+
+def summed(view: RunView) -> RunView:
+    """``view`` with the counts and sums SQLite takes over its tables (written to a scratch database)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = StagingStore(Path(scratch) / "staging.db")
+        try:
+            store.commit_stage("hand_built", view.tables, inputs_fingerprint="", parameters_fingerprint="")
+            view.sums = s05_report.table_sums(store, "UTC")
+        finally:
+            store.close()
+    return view
 
 
 def _gates(n_ok: int = 2, warnings: int = 0) -> list[dict]:
@@ -86,11 +104,12 @@ def small_run() -> RunView:
               "rewards/demo_earnreward_main_20260630.csv": {
                   "rows_kept": 3, "rows_read": 3, "frozen_path": "inputs/rewards/demo_earnreward_main_20260630.csv"},
               "target_members": {"rows_kept": None, "rows_read": None, "frozen_path": "inputs/t/export.csv"}}
-    return RunView(records=records, tables=tables, inputs=inputs, completed=set(report.EARLIER_STAGES),
-                   reject_files={"members": 1, "transfers": 1, "rewards": 1}, coupon_codes={"a1"})
+    return summed(RunView(records=records, tables=tables, inputs=inputs, completed=set(report.EARLIER_STAGES),
+                          reject_files={"members": 1, "transfers": 1, "rewards": 1}, coupon_codes={"a1"}))
 
 
 def evaluate(view: RunView):
+    summed(view)  # the tables as the test left them
     points = report.points_conservation(view)
     conservation = report.row_conservation(view)
     checks = report_checks.cross_stage_checks(view, points)
@@ -280,12 +299,12 @@ def members_only_run() -> RunView:
     """small_run without stages 03 and 04: the program has no ledger, opening balances or rewards."""
     view = small_run()
     keep = {"members", "member_rejects", "member_map"}
-    return RunView(records={k: v for k, v in view.records.items() if k in ("subset", "members", "mapping")},
-                   tables={k: v for k, v in view.tables.items() if k in keep},
-                   inputs={k: v for k, v in view.inputs.items() if k in ("members", "target_members")},
-                   completed={"subset", "members", "mapping"}, reject_files={"members": 1},
-                   not_applicable={"transfers": "no sources.ledger and no sources.opening_balances",
-                                   "rewards": "no sources.rewards.files"})
+    return summed(RunView(records={k: v for k, v in view.records.items() if k in ("subset", "members", "mapping")},
+                          tables={k: v for k, v in view.tables.items() if k in keep},
+                          inputs={k: v for k, v in view.inputs.items() if k in ("members", "target_members")},
+                          completed={"subset", "members", "mapping"}, reject_files={"members": 1},
+                          not_applicable={"transfers": "no sources.ledger and no sources.opening_balances",
+                                          "rewards": "no sources.rewards.files"}))
 
 
 def test_a_members_only_run_is_signed_on_what_ran_and_names_what_did_not_apply():

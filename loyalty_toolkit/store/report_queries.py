@@ -38,7 +38,12 @@ _LIVE_LEFT = f"{LIVE} AND [remaining_units] > 0"
 def _live_values(column: str) -> str:
     """The open and pending lots with points left, with ``column`` as ``v`` (as stored: a value
     that is not text fails the layout check)."""
-    return f"(SELECT [{column}] AS v, [user_id], [remaining_units] FROM lots WHERE {_LIVE_LEFT})"
+    return f"(SELECT [{column}] AS v, [user_id], [remaining_units], [source] FROM lots WHERE {_LIVE_LEFT})"
+
+
+# The opening balances' part of a group's micro-points: charted apart from the ledger's lots (they
+# all expire in one month and would flatten the calendar).
+_OPENING_UNITS = "SUM(CASE WHEN [source] = 'opening' THEN [remaining_units] ELSE 0 END)"
 
 
 def _text(column: str) -> str:
@@ -235,10 +240,12 @@ def live_lots_by_range(store: StagingStore, column: str, bounds: list[str], labe
         raise ValueError("one label per range")
     ranges = _range_label(bounds, labels, 0, len(bounds) - 1) if bounds else "NULL"
     label = f"CASE WHEN v IS NULL OR v = '' THEN {_quoted(empty_label)} ELSE {ranges} END"
+    _require(store, "lots", "source")
     rows = store.db.execute(
-        f"SELECT {label} AS label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]) "
-        f"FROM {_live_values(column)} GROUP BY label ORDER BY label").fetchall()
-    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in rows]
+        f"SELECT {label} AS label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]), "
+        f"{_OPENING_UNITS} FROM {_live_values(column)} GROUP BY label ORDER BY label").fetchall()
+    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3]), "opening_units": int(r[4])}
+            for r in rows]
 
 
 def live_lot_instants(store: StagingStore, column: str) -> list[str]:
@@ -262,7 +269,8 @@ def live_lots_by_label(store: StagingStore, column: str, labels: dict[str, str])
     rows = store.db.execute(
         "WITH labels(value, label) AS MATERIALIZED (SELECT key, value FROM json_each(?)) "
         f"SELECT labels.label, COUNT(*), COUNT(DISTINCT {_text('user_id')}), SUM([remaining_units]), "
-        f"{_not_integers('remaining_units')} FROM lots CROSS JOIN labels ON labels.value = {_text(column)} "
+        f"{_not_integers('remaining_units')}, {_OPENING_UNITS} FROM lots CROSS JOIN labels ON labels.value = {_text(column)} "
         f"WHERE {_LIVE_LEFT} GROUP BY labels.label ORDER BY labels.label", [json.dumps(labels)]).fetchall()
     _integers_only(store, "lots", "remaining_units", sum(r[4] for r in rows))
-    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3])} for r in rows]
+    return [{"label": r[0], "lots": int(r[1]), "members": int(r[2]), "units": int(r[3]), "opening_units": int(r[5])}
+            for r in rows]

@@ -258,7 +258,7 @@ def _lot_sums(path: Path, timezone: str) -> tuple[dict, pd.DataFrame]:
     with StagingStore(path) as store:
         lots = report_queries.lot_figures(store, EXPIRY)
         months_ = pd.DataFrame(_expiry_months(store, timezone, lots),
-                               columns=["label", "lots", "members", "units"]).rename(columns={"label": "month"})
+                               columns=["label", "lots", "members", "units", "opening_units"]).rename(columns={"label": "month"})
     return {k: v for k, v in lots.items() if k.endswith("_units")}, months_
 
 

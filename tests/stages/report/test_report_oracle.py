@@ -363,13 +363,20 @@ def assert_same_as_the_old_code(config: Path, run_dir: Path) -> dict[str, Any]:
     new = s05_report.read_view(ctx)
     old = old_view(new, ctx.store)
     points = report.points_conservation(new)
-    assert points == old_points_conservation(old)
+    old_points = old_points_conservation(old)
+    # the old code predates the figures #16 added (before expiry, expired by the roll-forward): the
+    # ones it had must be the same
+    assert {k: points[k] for k in old_points} == old_points
     conservation = report.row_conservation(new)
     pd.testing.assert_frame_equal(conservation, old_row_conservation(old))
     checks = report_checks.cross_stage_checks(new, points)
-    pd.testing.assert_frame_equal(checks, old_cross_stage_checks(old, points))
+    old_checks = old_cross_stage_checks(old, points)
+    pd.testing.assert_frame_equal(checks[checks["check"].isin(old_checks["check"])].reset_index(drop=True),
+                                  old_checks.reset_index(drop=True))
     assert report.member_counts(new) == old_member_counts(old)
-    assert report_checks.headline(new, points, conservation) == old_headline(old, points, conservation)
+    headline = report_checks.headline(new, points, conservation)
+    old_headline_ = old_headline(old, points, conservation)
+    assert {k: headline[k] for k in old_headline_} == old_headline_
     tz = ctx.config.sources.ledger.timezone if ctx.config.sources.ledger is not None else "UTC"
     outcome = s05_report.run(ctx)
     if new.applies("transfers"):

@@ -124,7 +124,9 @@ def test_a_failed_critical_gate_stops_the_run_and_leaves_the_database_untouched(
         assert "members" not in tables and {r[0] for r in db.execute("SELECT stage FROM _stages")} == {"subset"}
     assert not (run_dir / "output" / "openloyalty").exists(), "a failed stage publishes no import file"
     nb = (run_dir / "notebooks" / "01_members.html").read_text()
-    assert "expect_table_row_count_to_equal" in nb and "GateFailed" in nb
+    # issue #16: the page shows a plain failure box, not the GateFailed traceback (which stays in the stage log)
+    assert "expect_table_row_count_to_equal" in nb and "Gate failed: stage 01_members stopped" in nb
+    assert "Traceback" not in nb and "GateFailed" in (run_dir / "notebooks" / "01_members.log").read_text()
 
 
 def test_rehearsal_subset_walks_every_rejection_path(tmp_path):

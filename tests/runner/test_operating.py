@@ -93,7 +93,7 @@ def test_disk_full_while_a_stage_runs_names_the_path_and_writes_the_record(progr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["totals"]["failure"].startswith("disk full: ")
     assert [s["status"] for s in summary["stages"]] == ["passed", "passed", "failed", "not_applicable",
-                                                        "not_applicable", "skipped"]
+                                                        "not_applicable", "skipped", "not_applicable"]
     assert "Run failed:</strong> disk full" in (run_dir / "index.html").read_text()
     assert runner.status(run_dir).splitlines()[0] == "run r1: failed"
 

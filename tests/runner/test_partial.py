@@ -46,4 +46,5 @@ def test_a_whole_run_passes_and_is_not_called_partial(program):
     assert res.exit_code == 0 and output[-1] == f"passed: {program.parent / 'runs' / 'whole' / 'index.html'}"
     assert [line.split()[:2] for line in output[:-1]] == [  # one line per stage (#16)
         ["00_subset", "passed"], ["01_members", "passed"], ["02_mapping", "passed"],
-        ["03_transfers", "not_applicable"], ["04_rewards", "not_applicable"], ["05_report", "passed"]]
+        ["03_transfers", "not_applicable"], ["04_rewards", "not_applicable"], ["05_report", "passed"],
+        ["06_verify", "not_applicable"]]

@@ -76,7 +76,8 @@ def test_a_failed_stage_ends_its_line_failed_and_the_later_ones_skipped(small_pr
     assert res.exit_code == 1
     status = {line.split()[0]: line.split()[1] for line in _stage_lines(res.stdout)}
     assert status == {"00_subset": "passed", "01_members": "passed", "02_mapping": "failed",
-                      "03_transfers": "skipped", "04_rewards": "skipped", "05_report": "skipped"}
+                      "03_transfers": "skipped", "04_rewards": "skipped", "05_report": "skipped",
+                      "06_verify": "skipped"}
     assert "(an earlier stage failed)" in _stage_lines(res.stdout)[-1]
 
 

@@ -1,19 +1,27 @@
 # Two commands set everything up on a fresh clone: `make demo` and `make test`.
-# Both create .venv with the machine's python3 and install the project into it.
+# Both create .venv with the machine's python3 and install into it exactly the versions (and
+# sha256) that requirements.lock pins, then the project itself (docs/support.md, "Versions").
 PYTHON ?= python3
+LOCK := requirements.lock
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MEMBERS ?= 2000
 BENCH_MEMBERS ?= 100000
 
-.PHONY: demo test lab bench bench-transfers bench-program lint clean
+.PHONY: demo test lab lock bench bench-transfers bench-program lint clean screenshots
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-pin every dependency (transitively, with hashes) for Python 3.11 on Linux after a change to
+# pyproject.toml's dependencies; needs uv (`pip install uv`). Commit the new lock with the change.
+lock:
+	uv pip compile pyproject.toml --extra test --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--generate-hashes --custom-compile-command "make lock" --output-file $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/loyalty-migrate demo --dir demo --members $(MEMBERS)
@@ -22,8 +30,9 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
+# JupyterLab refuses to start as root unless told to (containers and CI run as root).
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --members $(BENCH_MEMBERS)
@@ -38,5 +47,11 @@ PROGRAM_MEMBERS ?= 1000000
 bench-program: $(STAMP)
 	$(BIN)/python -m benchmarks.program --members $(PROGRAM_MEMBERS)
 
+# The reviewer's pages of the newest demo run (make demo first) at 1,400 px, in headless Chromium
+# (Debian's chromium package), into screenshots/ (ignored by git). RUN=<run dir> picks another run.
+RUN ?= $(lastword $(sort $(wildcard demo/runs/*)))
+screenshots: $(STAMP)
+	$(BIN)/python tests/e2e/screenshots.py $(RUN) screenshots
+
 clean:
-	rm -rf demo .pytest_cache
+	rm -rf demo .pytest_cache screenshots

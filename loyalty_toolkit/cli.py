@@ -17,8 +17,10 @@ import click
 from loyalty_toolkit import __version__
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.runner import preflight, run, status
+from loyalty_toolkit.runner.progress import TerminalProgress
 from loyalty_toolkit.runner.workspace import init_workspace, run_demo
 from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
+from loyalty_toolkit.targets.ol_profiles import DEFAULT_PROFILE, PROFILES, profile
 from loyalty_toolkit.support.explain_run import explain_member
 from loyalty_toolkit.support.repro import repro
 
@@ -45,9 +47,15 @@ def _one_line_errors(fn):
     return wrapper
 
 
+QUIET_HELP = ("Only one line per stage, as it ends: no start lines, no progress bar "
+              "(also what a non-terminal output gets).")
+
+
 def _report(result) -> None:
     if result.exit_code == 0:
-        click.echo(f"passed: {result.index}")
+        if result.status == "partial":  # what was asked passed, but not every stage ran
+            click.echo(result.message)
+        click.echo(f"{result.status}: {result.index}")
     else:
         click.echo(f"failed: {result.message}", err=True)
         click.echo(f"record: {result.index}", err=True)
@@ -76,10 +84,12 @@ def init_cmd(directory: Path, members: int) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the deterministic generator.")
 @click.option("--fraction", default=1.0, show_default=True, help="Subset fraction (below 1: a rehearsal).")
 @click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_one_line_errors
-def demo_cmd(directory: Path, members: int, seed: int, fraction: float, show_pii: bool) -> None:
+def demo_cmd(directory: Path, members: int, seed: int, fraction: float, show_pii: bool, quiet: bool) -> None:
     """Generate the bundled sample program and run every stage on it."""
-    _report(run_demo(directory, members=members, seed=seed, fraction=fraction, show_pii=show_pii))
+    _report(run_demo(directory, members=members, seed=seed, fraction=fraction, show_pii=show_pii,
+                     progress=TerminalProgress(quiet=quiet)))
 
 
 @main.command("run")
@@ -87,10 +97,22 @@ def demo_cmd(directory: Path, members: int, seed: int, fraction: float, show_pii
 @click.option("--stages", default=None, help="Comma-separated stages to (re-)run in an existing run dir.")
 @click.option("--run-id", default=None, help="Run id (folder name); defaults to the UTC time.")
 @click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_one_line_errors
-def run_cmd(config: Path, stages: str | None, run_id: str | None, show_pii: bool) -> None:
+def run_cmd(config: Path, stages: str | None, run_id: str | None, show_pii: bool, quiet: bool) -> None:
     """Run the staged migration described by CONFIG."""
-    _report(run(config, stages=stages, run_id=run_id, show_pii=show_pii))
+    _report(run(config, stages=stages, run_id=run_id, show_pii=show_pii, progress=TerminalProgress(quiet=quiet)))
+
+
+@main.command("verify")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--run-id", required=True, help="The run (folder name under output_dir) whose transfers were imported.")
+@click.option("--show-pii", is_flag=True, help="Do not mask personal data in reports.")
+@_one_line_errors
+def verify_cmd(config: Path, run_id: str, show_pii: bool) -> None:
+    """After the transfer import: prove each member's balance at the target (sources.target_balances)
+    equals the points run RUN_ID transferred; mismatches are named, exit 1."""
+    _report(run(config, stages=["verify"], run_id=run_id, show_pii=show_pii))
 
 
 @main.command("validate")
@@ -111,10 +133,12 @@ def validate_cmd(config: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Seed of the rehearsal's member IDs.")
 @click.option("--keep-existing", is_flag=True, help="Import on top of earlier rehearsal imports (duplicates are refused).")
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True, type=click.Choice(list(PROFILES)),
+              help="The target profile whose member rules the rehearsal applies (docs/targets.md).")
 @_one_line_errors
-def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool) -> None:
+def rehearse_cmd(run_dir: Path, seed: int, keep_existing: bool, profile_name: str) -> None:
     """Import RUN_DIR's members XML into the local rehearsal target (a rehearsal, not the platform)."""
-    r = rehearse_import(run_dir, seed=seed, fresh=not keep_existing)
+    r = rehearse_import(run_dir, seed=seed, fresh=not keep_existing, profile=profile(profile_name))
     click.echo(f"rehearsal (not the platform): {r.totals['totalSuccess']:,} imported, {r.totals['totalFailed']:,} refused;"
                f" result {r.import_result}; member export {r.members_export}")
 
@@ -130,12 +154,15 @@ def status_cmd(run_dir: Path) -> None:
 @main.command("repro")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--stage", required=True, help="The stage to replay (name or number, e.g. transfers or 03).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="New or empty folder for the replay, outside the run [default: OUTPUT_DIR/repro/RUN_ID/STAGE-TIME].")
 @_one_line_errors
-def repro_cmd(run_dir: Path, stage: str) -> None:
+def repro_cmd(run_dir: Path, stage: str, out: Path | None) -> None:
     """Re-execute one stage of RUN_DIR from its record and say, file by file, whether the outputs match.
+    The run dir is only read.
 
     Exit 0: all identical; 1: a difference (or the replayed stage failed); 2: refused (an input changed)."""
-    result = repro(run_dir, stage)
+    result = repro(run_dir, stage, out)
     click.echo(result.text())
     sys.exit(result.exit_code)
 

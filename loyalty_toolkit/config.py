@@ -173,6 +173,44 @@ class TargetMembersSource(_Strict):
         return self
 
 
+# Canonical fields of the target's balance export -> its headers (the rehearsal target's by default).
+BALANCE_EXPORT_COLUMNS: dict[str, str] = {"target_id": "memberId", "balance": "points"}
+
+
+class TargetBalancesSource(_Strict):
+    """The target's member balance export taken after the unit-transfer import (stage 06, verify).
+
+    ``path`` is that export; ``before`` the one taken before the import, when members already held
+    points there; ``columns`` maps ``target_id`` and ``balance`` to its headers. With ``rehearsal:
+    true`` stage 06 first imports the run's transfer files into the local rehearsal target and reads
+    the export it writes.
+    """
+
+    path: Path | None = None
+    before: Path | None = None
+    rehearsal: bool = False
+    encoding: str = "auto"
+    delimiter: str = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def column_map(self) -> dict[str, str]:
+        return {**BALANCE_EXPORT_COLUMNS, **self.columns}
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(BALANCE_EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown balance export field(s) {unknown}; known: {sorted(BALANCE_EXPORT_COLUMNS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetBalancesSource:
+        if self.rehearsal == (self.path is not None):
+            raise ValueError("set either rehearsal: true or path: <the target's balance export after the import>")
+        return self
+
+
 # Canonical fields of Splio's master reward export -> column header (the rehearsal's own headers).
 REWARD_EXPORT_COLUMNS: dict[str, str] = {
     "external_id": "external_id",
@@ -221,6 +259,7 @@ class Sources(_Strict):
     opening_balances: OpeningBalancesSource | None = None
     rewards: RewardsSource | None = None
     target_members: TargetMembersSource | None = None
+    target_balances: TargetBalancesSource | None = None
     reward_master_export: RewardMasterExport | None = None
 
 
@@ -256,8 +295,22 @@ class OpenLoyaltyMembers(_Strict):
     max_file_mb: float = Field(95.0, gt=0, lt=100)
 
 
+# Open Loyalty target profiles (the rule tables live in targets/ol_profiles.py; a test keeps the names in step).
+OPENLOYALTY_PROFILES = ("hosted", "oss-3")
+
+
+class OpenLoyaltySettings(_Strict):
+    """The target's global points settings, which a profile that ignores per-transfer expiry and lock
+    (oss-3: pointsDaysActive, pointsDaysLocked) applies to every imported transfer."""
+
+    points_days_active: int | None = Field(None, gt=0)  # None: points never expire at the target
+    points_days_locked: int = Field(0, ge=0)
+
+
 class OpenLoyalty(_Strict):
+    profile: str = "hosted"  # which importer the files are for: the hosted platform or the OSS 3.x one
     members: OpenLoyaltyMembers = OpenLoyaltyMembers()
+    settings: OpenLoyaltySettings | None = None  # required when the profile ignores expiry or lock (oss-3)
 
 
 class Targets(_Strict):
@@ -368,13 +421,16 @@ class Config(_Strict):
     def stage_plan(self) -> dict[str, str | None]:
         """Which stages this program needs: ``{stage: None}`` when it applies, else the reason it
         does not (``not_applicable``). Members, mapping and the report always apply; transfers when
-        a ledger or opening balances are configured; rewards when reward files are."""
+        a ledger or opening balances are configured, and so does the verify step after the import;
+        rewards when reward files are."""
         s = self.sources
         plan: dict[str, str | None] = {name: None for name in STAGE_NAMES}
         if s.ledger is None and s.opening_balances is None:
             plan["transfers"] = "no sources.ledger and no sources.opening_balances: the program has no points"
         if s.rewards is None or not s.rewards.files:
             plan["rewards"] = "no sources.rewards.files: the program has no rewards"
+        if plan["transfers"] is not None:
+            plan["verify"] = "no points transferred: nothing to verify at the target"
         return plan
 
     def stage_applies(self, stage: str) -> bool:
@@ -417,12 +473,13 @@ def _resolve_paths(data: dict[str, Any], root: Path, cfg_name: str) -> None:
             if not p.is_file():
                 raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.path")
             src["path"] = str(p)
-        if "import_result" in src and isinstance(src["import_result"], str):
-            raw = src["import_result"]
-            p = _resolve(root, Path(raw))
-            if not p.is_file():
-                raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.import_result")
-            src["import_result"] = str(p)
+        for key in ("import_result", "before"):
+            if key in src and isinstance(src[key], str):
+                raw = src[key]
+                p = _resolve(root, Path(raw))
+                if not p.is_file():
+                    raise ConfigError(f"no such file: {raw}", file=cfg_name, field=f"sources.{name}.{key}")
+                src[key] = str(p)
         if "files" in src and isinstance(src["files"], list):
             files = []
             for i, raw in enumerate(src["files"]):
@@ -457,9 +514,18 @@ def parse_config(text: str, path: Path) -> Config:
         line, column = field_position(text, tuple(err["loc"]), key=err["type"] == "extra_forbidden")
         raise ConfigError(msg, file=name, field=field, line=line, column=column) from None
     _check_import_date(cfg, text, name)
+    _check_profile(cfg, text, name)
     check_directory(cfg.output_root(), text, name, ("migration", "output_dir"))
     return cfg
 
+
+def _check_profile(cfg: Config, text: str, name: str) -> None:
+    """An unknown target profile is named with its line and column (the tables would not know it)."""
+    value = cfg.targets.openloyalty.profile
+    if value not in OPENLOYALTY_PROFILES:
+        line, column = yaml_position(text, ("targets", "openloyalty", "profile"))
+        raise ConfigError(f"unknown target profile {value!r}; known: {', '.join(OPENLOYALTY_PROFILES)}",
+                          file=name, line=line, column=column, field="targets.openloyalty.profile")
 
 
 def splio_import_floor(cfg: Config) -> date:

@@ -6,6 +6,7 @@ file, line, column) so the CLI can print one line that points at the cause, neve
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -94,3 +95,25 @@ class StageFailed(LoyaltyError):
 
 class ReproMismatch(LoyaltyError):
     """A replayed stage refused to run because an input changed since the recorded run."""
+
+
+class OperatingError(LoyaltyError):
+    """The machine refused a read or write (disk full, permission denied, a path that is a file):
+    exit 2, one line naming the path and the cause in plain words."""
+
+
+# errno -> the cause as an operator reads it
+OS_CAUSES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied",
+             errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+             errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EEXIST: "a file is in the way",
+             errno.EISDIR: "a folder is in the way", errno.EIO: "input/output error"}
+
+
+def operating_error(exc: OSError, *, doing: str = "", stage: str | None = None) -> OperatingError:
+    """``exc`` as one line naming the path (``exc.filename``) and the cause: ``disk full: cannot
+    write summary.json (...)`` rather than ``[Errno 28]``."""
+    cause = OS_CAUSES.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+    path = exc.filename if exc.filename is not None else "?"
+    what = f"{doing} {path}".strip() if doing else str(path)
+    detail = f" ({exc.strerror})" if exc.strerror and exc.strerror.lower() != cause else ""
+    return OperatingError(f"{cause}: {what}{detail}", stage=stage)

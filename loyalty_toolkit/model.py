@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 # (number, name) in run order. A stage runs only when every stage before it passed in the same run.
@@ -17,6 +18,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("03", "transfers"),
     ("04", "rewards"),
     ("05", "report"),
+    ("06", "verify"),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(name for _, name in STAGES)
 STAGE_NUMBERS: dict[str, str] = {name: num for num, name in STAGES}
@@ -58,9 +60,20 @@ def project_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent
 
 
+def _shipped_or_checkout(name: str) -> Path:
+    """``name`` (notebooks or expectations): from LOYALTY_MIGRATE_HOME when set; else as the wheel
+    ships it inside the package (setup.py); else from the checkout the package is imported from."""
+    if not os.environ.get("LOYALTY_MIGRATE_HOME"):
+        shipped = resources.files("loyalty_toolkit").joinpath(name)
+        # papermill and GX read real files: a package imported from a zip is not supported
+        if isinstance(shipped, Path) and shipped.is_dir():
+            return shipped
+    return project_root() / name
+
+
 def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
+    return _shipped_or_checkout("notebooks")
 
 
 def expectations_dir() -> Path:
-    return project_root() / "expectations"
+    return _shipped_or_checkout("expectations")

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from loyalty_toolkit import cli
 from loyalty_toolkit.errors import InputError
 from loyalty_toolkit.runner import RunResult
+from loyalty_toolkit.runner.progress import TerminalProgress
 
 
 @pytest.fixture
@@ -32,6 +33,8 @@ def calls(monkeypatch):
 def test_run_passes_its_arguments_through(calls):
     res = CliRunner().invoke(cli.main, ["run", "m.yml", "--stages", "members", "--run-id", "r1"])
     assert res.exit_code == 0, res.output
+    progress = calls["run"][1].pop("progress")  # the terminal's stage lines (issue #16)
+    assert isinstance(progress, TerminalProgress) and not progress.live, "CliRunner's output is no terminal"
     assert calls["run"] == (Path("m.yml"), {"stages": "members", "run_id": "r1", "show_pii": False})
     assert "passed: /tmp/r/index.html" in res.output
 
@@ -39,6 +42,7 @@ def test_run_passes_its_arguments_through(calls):
 def test_demo_reports_a_failed_gate_with_exit_1(calls):
     res = CliRunner().invoke(cli.main, ["demo", "--members", "50", "--seed", "3"])
     assert res.exit_code == 1
+    assert isinstance(calls["demo"][1].pop("progress"), TerminalProgress)
     assert calls["demo"] == (Path("demo"), {"members": 50, "seed": 3, "fraction": 1.0, "show_pii": False})
     assert "failed: stage 01_members: gate failed: x" in res.output
 
@@ -70,7 +74,7 @@ def test_repro_prints_the_comparison_and_exits_with_its_code(monkeypatch):
     from loyalty_toolkit.errors import ReproMismatch
     from loyalty_toolkit.support.repro import Comparison, ReproResult
 
-    def fake_repro(run_dir, stage):
+    def fake_repro(run_dir, stage, out=None):
         if stage == "members":
             raise ReproMismatch("input members changed since the run", file="members.csv")
         r = ReproResult(Path(run_dir), stage, Path(run_dir) / "repro" / "x")

@@ -112,9 +112,9 @@ def test_the_stage_plan_follows_the_sources(write_config, extra, transfers, rewa
     files = {"legacy/members.csv": MEMBERS, "legacy/ledger.csv": "x\n", "legacy/ob.csv": "x\n",
              "legacy/demo_earnreward_main_20260630.csv": "x\n"}
     plan = load_config(write_config(BASE + extra, files)).stage_plan()
-    assert list(plan) == ["subset", "members", "mapping", "transfers", "rewards", "report"]
+    assert list(plan) == ["subset", "members", "mapping", "transfers", "rewards", "report", "verify"]
     assert {s for s, why in plan.items() if why is None} == {"subset", "members", "mapping", "report"} | (
-        {"transfers"} if transfers else set()) | ({"rewards"} if rewards else set())
+        {"transfers", "verify"} if transfers else set()) | ({"rewards"} if rewards else set())
     assert all(why for s, why in plan.items() if s in ("transfers", "rewards") and why is not None)
 
 

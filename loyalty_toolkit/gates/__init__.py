@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from loyalty_toolkit.errors import ConfigError, GateFailed
-from loyalty_toolkit.gates.pages import mask_example_values, mask_observed, write_gate_page
+from loyalty_toolkit.gates.pages import mask_example_values, mask_observed, value_text, write_gate_page
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 # jsonschema, which GX loads through altair, compiles rfc3987_syntax's IRI grammar whenever that
@@ -88,8 +88,8 @@ class GateReport:
                  "severity": "critical" if o.critical else "warning",
                  "result": "pass" if o.success else "FAIL",
                  "unexpected": o.unexpected_count if o.unexpected_count is not None else "",
-                 "observed": "" if o.observed is None else str(o.observed),
-                 "examples": ", ".join(map(str, o.examples[:5]))} for o in self.outcomes]
+                 "observed": "" if o.observed is None else value_text(o.column, o.observed),
+                 "examples": ", ".join(value_text(o.column, v) for v in o.examples[:5])} for o in self.outcomes]
         frame = pd.DataFrame(rows)
         if not frame.empty:
             frame = frame.sort_values(["result", "severity", "table"], ascending=[True, True, True], kind="stable")

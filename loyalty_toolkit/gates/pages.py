@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loyalty_toolkit.display import UNITS_SUFFIX, number_text, points_text
 from loyalty_toolkit.mask import PII_KINDS, mask_value
+from loyalty_toolkit.model import STAGE_NUMBERS, notebook_name
 
 if TYPE_CHECKING:  # the report types live in the package's __init__, which imports this module
     from loyalty_toolkit.gates import GateReport, Outcome
@@ -35,6 +38,17 @@ tr:target td { outline: 2px solid #3a6ea5; }
 p.banner { padding: 8px; } p.failed { background: #fde2e1; } p.passed { background: #e3f6e3; }
 .muted { color: #666; }
 ul.examples { margin: 0; padding-left: 1.2em; }
+td { overflow-wrap: anywhere; } td.evidence { max-width: 26em; }
+"""
+
+# The failure box: on the gate page, the stage's notebook page and the index (runner.render, runner.record).
+FAILURE_CSS = """
+div.lm-failure { border: 2px solid #c0392b; background: #fdf0ef; padding: 10px 14px; margin: 1em 0;
+  max-width: 72em; font-family: system-ui, sans-serif; font-size: 14px; color: #222; }
+div.lm-failure h3 { margin: 0 0 6px; color: #a12a1e; font-size: 16px; }
+div.lm-failure dl { margin: 4px 0 8px; display: grid; grid-template-columns: 11em 1fr; gap: 2px 10px; }
+div.lm-failure dt { font-weight: 600; } div.lm-failure dd { margin: 0; overflow-wrap: anywhere; }
+div.lm-failure code { font-family: ui-monospace, monospace; }
 """
 
 
@@ -96,8 +110,11 @@ def render_gate_page(report: GateReport, *, show_pii: bool = False) -> str:
     critical = report.critical_failures
     warnings = report.warnings
     if critical:
-        banner = (f"<p class='banner failed'><strong>Gate failed:</strong> {len(critical)} critical expectation(s) "
-                  f"failed; the stage stopped and committed nothing.</p>")
+        stem = notebook_name(report.stage) if report.stage in STAGE_NUMBERS else report.stage
+        banner = failure_box(stem, [asdict(o) for o in critical],
+                             todo="Fix the input file or the config setting the expectation names, then re-run this "
+                                  "stage. The stage stopped and committed nothing; no import file was published.",
+                             show_pii=show_pii)
     else:
         banner = "<p class='banner passed'><strong>Gate passed:</strong> no critical expectation failed.</p>"
     pii = ("Personal data in the examples is <strong>shown</strong> (run with show_pii)." if show_pii else
@@ -162,7 +179,7 @@ def _row(o: Outcome, show_pii: bool) -> str:
             f"<td><code>{e(o.expectation)}</code>{desc}</td><td>{column}</td><td>{_kwargs(o)}</td>"
             f"<td>{severity}</td><td>{'pass' if o.success else '<strong>FAIL</strong>'}</td>"
             f"<td class='num'>{_num(o.element_count)}</td><td class='num'>{_num(o.unexpected_count)}</td>"
-            f"<td class='num'>{pct}</td><td>{_evidence(o, show_pii)}</td></tr>")
+            f"<td class='num'>{pct}</td><td class='evidence'>{_evidence(o, show_pii)}</td></tr>")
 
 
 def _kwargs(o: Outcome) -> str:
@@ -185,11 +202,12 @@ def _evidence(o: Outcome, show_pii: bool) -> str:
     parts = []
     examples = mask_example_values(o.kwargs, o.examples, show_pii=show_pii)
     if examples:
-        parts.append("<ul class='examples'>" + "".join(f"<li><code>{e(_example_text(o.kwargs, v))}</code></li>"
-                                                     for v in examples) + "</ul>")
+        parts.append("<ul class='examples'>" + "".join(
+            f"<li><code>{e(_example_text(o.kwargs, reader_value(o.column, v)))}</code></li>" for v in examples)
+            + "</ul>")
     if o.observed is not None:
         observed = mask_observed(o.column, o.observed, show_pii=show_pii)
-        parts.append(f"observed: <code>{e(_text(observed))}</code>")
+        parts.append(f"observed: <code>{e(value_text(o.column, observed))}</code>")
     return "".join(parts)
 
 
@@ -207,6 +225,105 @@ def _condition_text(v: Any) -> str:
     if isinstance(v, dict) and v.get("type") == "comparison" and isinstance(v.get("column"), dict):
         return f"{v['column'].get('name')} {v.get('operator')} {json.dumps(v.get('parameter'), ensure_ascii=False)}"
     return _text(v)
+
+
+def reader_value(column: Any, value: Any) -> Any:
+    """A value as a reader sees it: an integer of a micro-point column (``*_units``) as points
+    (``3444300000`` -> ``3,444.3 points``); a list element by element; anything else unchanged."""
+    if isinstance(value, (list, tuple)):
+        return [reader_value(column, v) for v in value]
+    if str(column or "").endswith(UNITS_SUFFIX) and isinstance(value, int) and not isinstance(value, bool):
+        return f"{points_text(value)} points"
+    return value
+
+
+def value_text(column: Any, value: Any) -> str:
+    """``reader_value`` as text, numbers with thousands separators."""
+    v = reader_value(column, value)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return number_text(v)
+    return _text(v)
+
+
+def required_text(expectation: str, kwargs: dict[str, Any]) -> str:
+    """What the expectation requires, in words: ``>= 1.0 and <= 1``, ``= 1``, ``one of ...``."""
+    column = kwargs.get("column")
+    parts = []
+    if kwargs.get("value") is not None:
+        parts.append(f"= {value_text(column, kwargs['value'])}")
+    if kwargs.get("min_value") is not None:
+        parts.append(f">= {value_text(column, kwargs['min_value'])}")
+    if kwargs.get("max_value") is not None:
+        parts.append(f"<= {value_text(column, kwargs['max_value'])}")
+    if kwargs.get("value_set") is not None:
+        values = list(kwargs["value_set"])
+        parts.append("one of " + ", ".join(_text(v) for v in values[:8]) + (" ..." if len(values) > 8 else ""))
+    if kwargs.get("regex"):
+        parts.append(f"matching {kwargs['regex']}")
+    if kwargs.get("column_A") and kwargs.get("column_B"):
+        relation = ">=" if kwargs.get("or_equal") else ">" if "greater" in expectation else "="
+        parts.append(f"{kwargs['column_A']} {relation} {kwargs['column_B']} on every row")
+    if kwargs.get("mostly") is not None:
+        parts.append(f"on at least {float(kwargs['mostly']):.0%} of rows")
+    words = expectation.removeprefix("expect_").replace("_", " ")
+    return " and ".join(parts) if parts else words
+
+
+def observed_text(o: dict[str, Any]) -> str:
+    """What the gate saw: the observed value, the one unexpected value of a one-row table, or how
+    many rows broke the rule."""
+    column = o.get("column")
+    if o.get("error"):
+        return f"the expectation could not run: {o['error']}"
+    observed = o.get("observed")
+    if observed is not None and not isinstance(observed, (list, dict)):
+        return value_text(column, observed)
+    examples = o.get("examples") or []
+    count, rows = o.get("unexpected_count"), o.get("element_count")
+    if count is not None and rows == 1 and len(examples) == 1 and not isinstance(examples[0], (dict, list)):
+        return value_text(column, examples[0])
+    if count is not None:
+        return f"{count:,} of {rows:,} rows break it" if rows is not None else f"{count:,} rows break it"
+    return "failed"
+
+
+def failure_box(stage: str, outcomes: list[dict[str, Any]], *, gate_page: str | None = None,
+                todo: str = "", show_pii: bool = False) -> str:
+    """A plain box for a stage whose gate failed: per critical failure (the first three) the
+    expectation in words, observed vs required and a few (already masked) examples, then what to
+    do. ``outcomes`` are :class:`Outcome` fields as dicts (``stages/NN.json`` ``gate_report``)."""
+    e = html.escape
+    failed = [o for o in outcomes if o.get("critical") and not o.get("success")]
+    items = []
+    for o in failed[:3]:
+        where = f"{o.get('table')}" + (f".{o['column']}" if o.get("column") else "")
+        examples = mask_example_values(o.get("kwargs") or {}, list(o.get("examples") or [])[:5], show_pii=show_pii)
+        shown = ", ".join(value_text(o.get("column"), v) if not isinstance(v, (dict, list, tuple))
+                          else _example_text(o.get("kwargs") or {}, reader_value(o.get("column"), v)) for v in examples)
+        items.append(
+            f"<dl><dt>expectation</dt><dd>{e(o.get('description') or '')} <code>{e(str(o.get('expectation')))}</code>"
+            f" on <code>{e(where)}</code></dd>"
+            f"<dt>observed vs required</dt><dd><strong>{e(observed_text(o))}</strong> vs required "
+            f"<strong>{e(required_text(str(o.get('expectation')), o.get('kwargs') or {}))}</strong></dd>"
+            + (f"<dt>examples</dt><dd><code>{e(shown)}</code></dd>" if shown else "") + "</dl>")
+    more = f"<p>{len(failed) - 3} more critical failure(s) on the gate page.</p>" if len(failed) > 3 else ""
+    link = f" The gate page lists every expectation: <a href='{e(gate_page)}'>{e(gate_page)}</a>." if gate_page else ""
+    what = todo or ("Fix the input file or the config setting the expectation names, then re-run this stage "
+                    "(<code>loyalty-migrate run CONFIG --run-id RUN --stages NAME</code>). Nothing of this stage "
+                    "was committed and no import file was published.")
+    return (f"<style>{FAILURE_CSS}</style><div class='lm-failure'><h3>Gate failed: stage {e(stage)} stopped on "
+            f"{len(failed)} critical expectation(s)</h3>{''.join(items)}{more}<p><strong>What to do:</strong> "
+            f"{what}{link}</p></div>")
+
+
+def error_box(stage: str, name: str, message: str, *, log: str | None = None) -> str:
+    """A plain box for a stage that stopped on an error (bad input, a timeout): the one-line cause;
+    the traceback is for engineers, in the stage log."""
+    e = html.escape
+    where = f" The engineer's details (the traceback) are in <code>{e(log)}</code>." if log else ""
+    return (f"<style>{FAILURE_CSS}</style><div class='lm-failure'><h3>Stage {e(stage)} stopped</h3>"
+            f"<p><strong>{e(name)}</strong>: {e(message)}</p><p><strong>What to do:</strong> fix the file, line or "
+            f"setting named above and re-run this stage.{where}</p></div>")
 
 
 def _num(v: int | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -134,9 +135,11 @@ class WarmKernel:
 
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path,
-                     timeout_seconds: int, kernel: WarmKernel | None = None) -> Execution:
+                     timeout_seconds: int, kernel: WarmKernel | None = None,
+                     progress_bar: dict[str, Any] | bool = False) -> Execution:
     """Run ``source`` into ``output`` with ``parameters`` (plain strings, numbers and booleans),
-    in ``kernel`` when one was started ahead for it (it is closed after)."""
+    in ``kernel`` when one was started ahead for it (it is closed after); ``progress_bar`` is
+    papermill's cell bar: False, or tqdm's options (``runner.progress``)."""
     for key, value in parameters.items():
         if not isinstance(value, (str, int, float, bool)) or value is None:
             raise TypeError(f"notebook parameter {key} must be a plain string or number, got {type(value).__name__}")
@@ -151,10 +154,11 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
     try:
         with tempfile.TemporaryDirectory(prefix="lm-kernel-") as sockets, _stderr_to(output.with_suffix(".log")):
             pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
-                                language="python", progress_bar=False, cwd=str(cwd), log_output=False,
+                                language="python", progress_bar=progress_bar, cwd=str(cwd), log_output=False,
                                 execution_timeout=timeout_seconds, start_timeout=120, report_mode=False,
                                 config=_ipc_config(sockets), **({"km": km} if km is not None else {}))
     except PapermillExecutionError as exc:
+        _log_traceback(output.with_suffix(".log"), exc.traceback)
         return Execution(False, exc.ename, _first_line(exc.evalue))
     except CellTimeoutError:
         return Execution(False, "CellTimeoutError", f"a cell ran longer than {timeout_seconds} s")
@@ -166,6 +170,16 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
         if kernel is not None:
             kernel.close()
     return Execution(True)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _log_traceback(log: Path, traceback: list[str] | None) -> None:
+    """Keep the cell's traceback for engineers in the stage log; the HTML page shows a plain box."""
+    text = _ANSI.sub("", "\n".join(traceback or []))
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n--- the cell that stopped the stage raised:\n{text}\n")
 
 
 def _first_line(text: str) -> str:

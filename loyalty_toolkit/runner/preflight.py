@@ -13,9 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tabulate import tabulate
+
 from loyalty_toolkit.config import Config, load_config
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.model import notebook_name
+from loyalty_toolkit.runner.operating import check_folders
 from loyalty_toolkit.sources.csvfile import count_records, read_header, sniff
 
 # Canonical fields each input must provide (the rest of a mapping is optional).
@@ -32,6 +35,10 @@ SPLIO_REQUIRED = {
                    "validity_end_date"),
     "burnreward": ("card_code", "attribution_id"),
 }
+
+
+# Delimiters a reader cannot see in a table.
+DELIMITER_NAMES = {"\t": "tab", " ": "space"}
 
 
 @dataclass
@@ -69,6 +76,9 @@ class PreflightReport:
                                       if src is not None),
             "rewards": f"sources.rewards.files ({len(s.rewards.files)} files)" if s.rewards is not None else "",
             "report": "the sign-off report over the stages that apply",
+            "verify": ("sources.target_balances" + (" (local rehearsal target)" if s.target_balances.rehearsal else "")
+                       if s.target_balances is not None else
+                       "after the transfer import; waiting until sources.target_balances is given"),
         }
         lines = ["stages:"]
         for stage, reason in plan.items():
@@ -77,14 +87,12 @@ class PreflightReport:
         return "\n".join(lines)
 
     def table(self) -> str:
-        w = max([34, *(len(r.input) + 2 for r in self.rows)])  # long Splio file names keep their column
-        head = f"{'input':<{w}}{'encoding':<11}{'delim':<7}{'columns':<16}{'rows':>10}  status"
-        lines = [head]
-        for r in self.rows:
-            rows = "" if r.rows is None else f"{r.rows:,}"
-            lines.append(f"{r.input:<{w}}{r.encoding:<11}{r.delimiter:<7}{r.columns:<16}{rows:>10}  "
-                         f"{r.problem or 'ok'}")
-        return "\n".join(lines)
+        """The inputs, one row each; every column as wide as its longest value (tabulate), so a
+        long Splio file name never runs into the next column."""
+        rows = [(r.input, r.encoding, DELIMITER_NAMES.get(r.delimiter, r.delimiter), r.columns,
+                 "" if r.rows is None else f"{r.rows:,}", r.problem or "ok") for r in self.rows]
+        return tabulate(rows, headers=("input", "encoding", "delim", "columns", "rows", "status"), tablefmt="simple",
+                        colalign=("left", "left", "left", "left", "right", "left"), disable_numparse=True)
 
 
 def required_headers(config: Config, name: str, header: list[str]) -> list[str]:
@@ -140,4 +148,8 @@ def preflight(config_path: str | Path) -> PreflightReport:
             input="target_members", file=config.path.name,
             problem=f"{config.path.name}: sources.target_members: stage 02 (mapping) always runs and needs it "
                     "(rehearsal: true, or path: the target's member export)"))
+    try:  # runs go under output_dir: a file there would stop the run only after this said all is well
+        check_folders(config.output_root(), config.output_root())
+    except LoyaltyError as exc:
+        report.rows.append(PreflightRow(input="output_dir", file=config.path.name, problem=exc.one_line()))
     return report

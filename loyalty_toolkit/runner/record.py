@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -18,7 +19,9 @@ from typing import Any
 
 from loyalty_toolkit import __version__
 from loyalty_toolkit.config import Config
+from loyalty_toolkit.gates import pages
 from loyalty_toolkit.model import expectations_dir, notebook_name, notebooks_dir
+from loyalty_toolkit.runner.environment import environment_record
 from loyalty_toolkit.stages.context import file_sha256
 
 KEY_PACKAGES = ("pandas", "numpy", "great-expectations", "papermill", "nbconvert", "sqlite-utils", "phonenumbers",
@@ -47,7 +50,29 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    """Write ``data`` whole or not at all: into a temporary file renamed over ``path``, so a kill
+    or a full disk never leaves half a summary."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write_text(tmp, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the file meant, not its temporary
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """``path.write_text``, whose OSError always names the file (a write or close that fails on a
+    full disk carries no file name of its own)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: str, ended_at: str | None,
@@ -69,6 +94,7 @@ def write_manifest(run_dir: Path, *, run_id: str, config: Config, started_at: st
         "notebooks": {p.name: file_sha256(p) for p in sorted(notebooks_dir().glob("*.ipynb"))},
         "suites": {p.name: file_sha256(p) for p in sorted(expectations_dir().glob("*.json"))},
         "versions": package_versions(),
+        "environment": environment_record(KEY_PACKAGES),  # the lock's sha256, every locked package's version
         "command": sys.argv[:1] and [Path(sys.argv[0]).name, *sys.argv[1:]],
         "started_at": previous.get("started_at", started_at),
         "ended_at": ended_at,
@@ -88,9 +114,11 @@ def build_summary(run_id: str, stages: list[dict[str, Any]], failure: str | None
     """``summary.json`` with exactly the fields DESIGN.md lists; totals add the figures up and
     carry each stage's own totals (coverage per input, duplicate groups ...) under its name, and
     why each ``not_applicable`` stage does not apply. A run passes when every stage that applies
-    passed."""
-    status = ("passed" if all(s["status"] in ("passed", "not_applicable") for s in stages) and not failure
-              else "failed")
+    passed, fails when a stage failed, and is ``partial`` when, without a failure, some stage was
+    not run (``run --stages`` on a new run id, stages gone stale, an interrupted one)."""
+    status = ("failed" if failure or any(s["status"] == "failed" for s in stages)
+              else "passed" if all(s["status"] in ("passed", "not_applicable") for s in stages)
+              else "partial")
     totals: dict[str, Any] = {
         "stages_passed": sum(s["status"] == "passed" for s in stages),
         "stages_failed": sum(s["status"] == "failed" for s in stages),
@@ -115,6 +143,19 @@ def stage_entry(name: str, status: str, seconds: float | None, record: dict[str,
             "gates": r.get("gates", [])}
 
 
+def failure_html(stem: str, rec: dict[str, Any] | None, execution: Any, prefix: str = "") -> str | None:
+    """The plain box a reader sees where a stage stopped: its failed gate (observed vs required,
+    examples, what to do) from the stage record, or the error's one-line cause; None when the
+    stage passed. ``prefix`` leads from the page to the run dir (``../`` from ``notebooks/``)."""
+    report = (rec or {}).get("gate_report") or {}
+    if rec and rec.get("status") == "failed" and report.get("outcomes"):
+        return pages.failure_box(stem, report["outcomes"], gate_page=f"{prefix}data_docs/{stem}/index.html")
+    if execution is not None and not execution.ok:
+        return pages.error_box(stem, execution.error_name or "error", execution.error_message,
+                               log=f"notebooks/{stem}.log")
+    return None
+
+
 def _count(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
 
@@ -129,8 +170,16 @@ def _link(run_dir: Path, rel: str, text: str | None = None) -> str:
 HEADLINE = (("members_read", "members read"), ("members_migrated", "members migrated (mapped to a target ID)"),
             ("members_rejected", "members rejected, with a reason"),
             ("members_not_mapped", "members accepted but not mapped (review list)"),
-            ("points_owed_before", "points owed before"), ("points_owed_after", "points owed after"),
-            ("points_difference", "difference (must be 0)"), ("rewards_active", "rewards active at the cutover"),
+            ("points_owed_before", "points owed before"),
+            ("points_transferred", "points transferred (unit transfers)"),
+            ("points_residue", "points left as rounding residue"),
+            ("points_rejected", "points rejected (members not mapped)"),
+            ("points_held_for_review", "points held for review (negative balances)"),
+            ("points_opening_unmatched", "points of opening rows matched to no member"),
+            ("points_owed_after", "points owed after"),
+            ("points_difference", "difference (must be 0)"),
+            ("points_expired", "points expired at the cutover (no longer owed)"),
+            ("rewards_active", "rewards active at the cutover"),
             ("rewards_burned", "rewards burned by the cutover"),
             ("stages_not_applicable", "stages not applicable to this program (not run)"))
 
@@ -142,10 +191,28 @@ def _headline(run_dir: Path, summary: dict[str, Any]) -> str:
     if report is None or report["status"] != "passed" or not figures:
         return ("<p><em>No headline figures: the sign-off report (stage 05) did not pass in this run.</em></p>"
                 if report is not None else "")
-    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(_figure(figures.get(key)))}</td></tr>"
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(_figure(figures.get(key)))}</td>"
+                   f"<td class='unit'>{'points' if key.startswith('points_') else ''}</td></tr>"
                    for key, label in HEADLINE if key in figures)
     link = _link(run_dir, "notebooks/05_report.html", "the sign-off report")
-    return f"<h2>Headline</h2>\n<table class='headline'>{rows}</table>\n<p>Read {link} before signing.</p>"
+    return (f"<h2>Headline</h2>\n<table class='headline'>{rows}</table>\n"
+            f"{_rejects(run_dir, (summary['totals'].get('report') or {}).get('rejects_by_reason') or [])}"
+            f"<p>Read {link} before signing.</p>")
+
+
+def _rejects(run_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """Rejected rows per stage and reason code, the points they hold back, and the file listing them."""
+    if not rows:
+        return "<h3>Rejects by reason</h3><p>No row was rejected.</p>"
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(str(r['stage']))}</td><td><code>{e(str(r['reason_code']))}</code></td>"
+        f"<td class='num'>{_count(r['rows'])}</td>"
+        f"<td class='num'>{e(_figure(r['points'])) + ' points' if r.get('points') is not None else '&ndash;'}</td>"
+        f"<td>{_link(run_dir, str(r['file']))}</td></tr>" for r in rows)
+    return ("<h3>Rejects by reason</h3><table class='rejects'><tr><th>stage</th><th>reason</th><th>rows</th>"
+            f"<th>points held back</th><th>rows listed in</th></tr>{body}</table>"
+            "<p class='muted'>&ndash;: the row was refused before it owed any point.</p>")
 
 
 def _figure(v: Any) -> str:
@@ -186,10 +253,11 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
         nb = _link(run_dir, f"notebooks/{stem}.html", "report") if s["status"] != "skipped" else ""
         docs = _link(run_dir, f"data_docs/{stem}/index.html", "Data Docs") if s["status"] != "skipped" else ""
         rows.append(f"<tr class='{e(s['status'])}'><td>{e(stem)}</td><td>{e(s['status'])}</td>"
-                    f"<td>{s['rows_in'] if s['rows_in'] is not None else ''}</td>"
-                    f"<td>{s['rows_out'] if s['rows_out'] is not None else ''}</td>"
-                    f"<td>{s['rows_rejected'] if s['rows_rejected'] is not None else ''}</td>"
-                    f"<td>{len(s['gates'])}: {critical} critical failed, {warned} warnings</td><td>{s['seconds'] or ''}</td>"
+                    f"<td class='num'>{_count(s['rows_in'])}</td>"
+                    f"<td class='num'>{_count(s['rows_out'])}</td>"
+                    f"<td class='num'>{_count(s['rows_rejected'])}</td>"
+                    f"<td>{len(s['gates'])}: {critical} critical failed, {warned} warnings</td>"
+                    f"<td class='num'>{s['seconds'] or ''}</td>"
                     f"<td>{nb} {docs}</td></tr>")
     files = []
     for folder in ("rejects", "output"):
@@ -199,10 +267,19 @@ def write_index(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any]
                 restricted = (" <strong class='restricted'>restricted: unmasked personal data, not for "
                               "reviewers</strong>" if rel.startswith("rejects/pii/") else "")
                 files.append(f"<li>{_link(run_dir, rel)} ({p.stat().st_size:,} bytes){restricted}</li>")
-    inputs = "".join(f"<tr><td>{e(n)}</td><td>{_count(i['rows'])}</td><td>{_count(i['rows_in_source'])}</td>"
-                     f"<td><code>{e(i['sha256'][:16])}…</code></td></tr>" for n, i in manifest["inputs"].items())
+    inputs = "".join(f"<tr><td>{e(n)}</td><td class='num'>{_count(i['rows'])}</td>"
+                     f"<td class='num'>{_count(i['rows_in_source'])}</td>"
+                     f"<td><code>{e(i['sha256'])}</code></td></tr>" for n, i in manifest["inputs"].items())
     failure = summary["totals"].get("failure")
-    banner = (f"<p class='failed'><strong>Run failed:</strong> {e(failure)}</p>" if failure
+    boxes = "".join(failure_html(notebook_name(s["name"]), stage_record(run_dir, s["name"]), None) or ""
+                    for s in summary["stages"] if s["status"] == "failed")
+    not_run = [notebook_name(s["name"]) for s in summary["stages"] if s["status"] not in ("passed", "not_applicable")]
+    banner = (f"<p class='failed'><strong>Run failed:</strong> {e(failure)}</p>{boxes}" if failure
+              else "<p class='partial'><strong>Run under way, or interrupted:</strong> stages marked running "
+                   "have not finished; <code>loyalty-migrate status</code> says which.</p>"
+              if summary["status"] == "running"
+              else f"<p class='partial'><strong>Partial run:</strong> not run in this run dir: "
+                   f"{e(', '.join(not_run))} (run them with <code>--stages</code>).</p>" if summary["status"] == "partial"
               else "<p class='passed'><strong>All stages passed.</strong></p>" if not reasons
               else "<p class='passed'><strong>Every stage that applies passed.</strong> Not applicable to this "
                    f"program: {e(', '.join(notebook_name(n) for n in reasons))}.</p>")
@@ -213,7 +290,9 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 tr.failed td, p.failed {{ background: #fde2e1; }} tr.skipped td {{ color: #888; }}
 tr.not_applicable td {{ color: #555; background: #f2f2f2; font-style: italic; }} p.passed {{ background: #e3f6e3; }}
-p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }}
+p.partial {{ background: #fff4d6; }} p.failed, p.passed, p.partial {{ padding: 8px; }}
+table.headline td, td.num {{ text-align: right; white-space: nowrap; }}
+.muted {{ color: #666; }} td {{ overflow-wrap: anywhere; }} table.headline td.unit {{ text-align: left; color: #555; }}
 </style></head><body>
 <h1>Migration run {e(summary['run_id'])}</h1>
 <p>Migration <strong>{e(manifest['config']['migration']['name'])}</strong>, cutover
@@ -233,5 +312,5 @@ p.failed, p.passed {{ padding: 8px; }} table.headline td {{ text-align: right; }
 </body></html>
 """
     out = run_dir / "index.html"
-    out.write_text(page, encoding="utf-8")
+    write_text(out, page)
     return out

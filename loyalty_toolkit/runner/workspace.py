@@ -61,9 +61,9 @@ def prepare_demo(directory: str | Path, *, members: int = 2000, seed: int = 7, f
 
 
 def run_demo(directory: str | Path, *, members: int = 2000, seed: int = 7, fraction: float = 1.0,
-             show_pii: bool = False):
+             show_pii: bool = False, progress=None):
     """Generate the sample program in ``directory`` and run every stage on it."""
     from loyalty_toolkit.runner import run
 
     config = prepare_demo(directory, members=members, seed=seed, fraction=fraction)
-    return run(config, show_pii=show_pii)
+    return run(config, show_pii=show_pii, progress=progress)

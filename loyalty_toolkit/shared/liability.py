@@ -41,7 +41,12 @@ def _member_totals(balances: pd.DataFrame, all_lots: pd.DataFrame) -> pd.Series:
 
 def balance_bands(balances: pd.DataFrame, all_lots: pd.DataFrame) -> pd.DataFrame:
     """Members per band of the balance they are owed at the cutover (for ``charts.bar``)."""
-    owed = _member_totals(balances, all_lots).to_numpy(np.int64)
+    return bands(_member_totals(balances, all_lots).to_numpy(np.int64))
+
+
+def bands(owed: np.ndarray) -> pd.DataFrame:
+    """Members per band of ``owed`` (int64 micro-points, one per member, any order)."""
+    owed = np.asarray(owed, dtype=np.int64)
     whole = owed // UNITS_PER_POINT
     rows = [("negative", int((owed < 0).sum()), _dec([owed[owed < 0].sum()])[0])]
     for i, (label, low) in enumerate(BANDS):
@@ -62,11 +67,9 @@ def _month(lots: pd.DataFrame, column: str, tz: str) -> np.ndarray:
         real = uniq != _NAT
         stamps = pd.to_datetime(uniq[real], unit="us", utc=True)
     else:
-        values = text_column(lots, column)
-        codes, uniq = pd.factorize(values)
-        uniq = np.asarray(uniq, dtype=object)
-        real = uniq != ""
-        stamps = pd.to_datetime(pd.Series(uniq[real], dtype=object), format="ISO8601", utc=True)
+        codes, uniq = pd.factorize(text_column(lots, column))
+        names = month_names(np.asarray(uniq, dtype=object), tz)
+        return names[codes] if len(codes) else np.zeros(0, dtype=object)
     names = np.full(len(uniq), NEVER, dtype=object)
     if real.any():
         local = pd.Series(stamps).dt.tz_convert(tz)
@@ -74,25 +77,63 @@ def _month(lots: pd.DataFrame, column: str, tz: str) -> np.ndarray:
     return names[codes] if len(codes) else np.zeros(0, dtype=object)
 
 
+def month_names(instants: np.ndarray, tz: str) -> np.ndarray:
+    """The month ("YYYY-MM" in ``tz``, or "never" for "") of each ISO UTC text instant."""
+    instants = np.asarray(instants, dtype=object)
+    real = instants != ""
+    names = np.full(len(instants), NEVER, dtype=object)
+    if real.any():
+        stamps = pd.to_datetime(pd.Series(instants[real], dtype=object), format="ISO8601", utc=True)
+        names[real] = stamps.dt.tz_convert(tz).dt.strftime("%Y-%m").to_numpy(dtype=object)
+    return names
+
+
+def month_starts(first: str, last: str, tz: str) -> tuple[list[str], list[str]]:
+    """The months ("YYYY-MM" in ``tz``) from the one holding ISO UTC instant ``first`` to the one
+    holding ``last``, each with the first UTC instant that falls in it, as ISO UTC text
+    (``2026-03-31T22:00:00+00:00``): an instant is in month i when ``starts[i] <= it < starts[i + 1]``.
+    A midnight that does not exist in ``tz`` (a clock moved forward) starts its month at the
+    instant the clock jumped to; a midnight that happens twice, at the first of the two."""
+    lo = pd.Timestamp(first).tz_convert(tz)
+    hi = pd.Timestamp(last).tz_convert(tz)
+    names, starts = [], []
+    year, month = lo.year, lo.month
+    while (year, month) <= (hi.year, hi.month):
+        start = pd.Timestamp(year=year, month=month, day=1).tz_localize(tz, ambiguous=True,
+                                                                       nonexistent="shift_forward")
+        names.append(f"{year:04d}-{month:02d}")
+        starts.append(start.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S") + "+00:00")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return starts, names
+
+
 def month_totals(lots: pd.DataFrame, column: str, tz: str) -> pd.DataFrame:
     """Lots, members and units (int64 micro-points) per month of ``column`` (ISO UTC text, "" =
     never) in ``tz``: one member slice's part of a calendar; :func:`months` adds the parts up
     (members add up too, a member being in one slice only)."""
-    f = pd.DataFrame({"month": _month(lots, column, tz), "user_id": text_column(lots, "user_id"),
-                      "units": lots["remaining_units"].to_numpy(np.int64)})
+    units = lots["remaining_units"].to_numpy(np.int64)
+    f = pd.DataFrame({"month": _month(lots, column, tz), "user_id": text_column(lots, "user_id"), "units": units,
+                      # the opening balances' part: they all expire together and are charted apart
+                      "opening_units": np.where(text_column(lots, "source") == "opening", units, 0)})
     return f.groupby("month", sort=True).agg(lots=("units", "size"), members=("user_id", "nunique"),
-                                             units=("units", "sum")).reset_index()
+                                             units=("units", "sum"), opening_units=("opening_units", "sum")
+                                             ).reset_index()
 
 
 def months(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Month totals added up: months in order, "never" last, points as Decimal."""
+    """Month totals added up: months in order, "never" last, points as Decimal; ``opening_points``
+    is the part of ``points`` that opening balances hold."""
     frames = [p for p in parts if len(p)]
     if not frames:
-        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": []})
-    g = pd.concat(frames, ignore_index=True).groupby("month", sort=True)[["lots", "members", "units"]].sum()
+        return pd.DataFrame({"month": [], "lots": [], "members": [], "points": [], "opening_points": []})
+    whole = pd.concat(frames, ignore_index=True)
+    if "opening_units" not in whole.columns:
+        whole["opening_units"] = 0
+    g = whole.groupby("month", sort=True)[["lots", "members", "units", "opening_units"]].sum()
     g = g.reset_index()
     g["points"] = pd.Series(_dec(g["units"]), dtype=object)
-    g = g.drop(columns=["units"])
+    g["opening_points"] = pd.Series(_dec(g["opening_units"]), dtype=object)
+    g = g.drop(columns=["units", "opening_units"])
     g["_never"] = g["month"] == NEVER
     return g.sort_values(["_never", "month"], kind="stable").drop(columns=["_never"]).reset_index(drop=True)
 

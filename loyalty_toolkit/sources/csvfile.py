@@ -451,10 +451,13 @@ def count_records(path: Path, fmt: CsvFormat, *, stage: str | None = None) -> in
 
 
 def categories_dtype(values: np.ndarray) -> pd.CategoricalDtype:
-    """A dtype over ``values``, which are distinct by construction (from a factorize).
+    """A dtype over ``values``, which are distinct by construction (from a factorize or a unique).
 
-    pandas would check that again with a hash table: seconds for ten million dates.
+    Public API only (a replay next year runs another pandas). pandas checks the categories are
+    distinct: asking first whether they increase lets a sorted set (the ledger's calendar of
+    instants) prove it in one pass of comparisons instead of a hash table (0.8 s against 8.8 s for
+    five million); an unsorted set pays the hash table, about 1 s per million distinct values.
     """
     categories = pd.Index(values, dtype=object, copy=False)
-    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
-    return fast(categories, False) if fast is not None else pd.CategoricalDtype(categories)
+    categories.is_monotonic_increasing  # noqa: B018 - computed once, cached on the index
+    return pd.CategoricalDtype(categories)

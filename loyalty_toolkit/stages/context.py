@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from loyalty_toolkit import gates
+from loyalty_toolkit.checkpoints import checkpoint
 from loyalty_toolkit.config import Config, load_config
 from loyalty_toolkit.csv_cells import write_frame_csv
 from loyalty_toolkit.errors import UsageError
@@ -30,6 +31,7 @@ from loyalty_toolkit.model import REJECT_COLUMNS, STAGE_NAMES, expectations_dir,
 from loyalty_toolkit.store import PendingTables, StagingStore
 
 INPUTS_FILE = "inputs/inputs.json"
+PENDING_SUFFIX = ".pending"  # stages/NN_stage.json.pending: a record not yet switched in
 
 
 @dataclass
@@ -184,18 +186,29 @@ class StageContext:
         writer_mb = getattr(pending, "writer_peak_mb", None)
         if writer_mb is not None:  # a background writer is a process of its own: its peak counts too
             record["writer_peak_rss_mb"] = round(writer_mb, 1)
+        # Commit order, the same on every path (docs/reliability-runs.md): the record is written
+        # into a pending place, then the database commits (tables and the _stages row, the commit
+        # point), then the import files and the record are switched in. A kill before the commit
+        # leaves nothing published; after it, the runner's next start finishes or rolls back.
         out = self.run_dir / "stages" / f"{notebook_name(self.stage)}.json"
+        staged = out.with_name(out.name + PENDING_SUFFIX)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2, default=str, sort_keys=True), encoding="utf-8")
+        staged.write_text(json.dumps(record, indent=2, default=str, sort_keys=True), encoding="utf-8")
+        checkpoint(self.stage, "recorded")
         if pending is not None and not gate.passed:
             pending.discard()
+        if not gate.passed:
+            os.replace(staged, out)  # a failed stage's record is published at once: nothing to commit
         gate.raise_if_failed()
         params = json.dumps({"config": self.config.fingerprint(), **(parameters or {})}, sort_keys=True)
         self.store.commit_stage(self.stage, tables, inputs_fingerprint=self.inputs_fingerprint(),
                                 parameters_fingerprint=hashlib.sha256(params.encode()).hexdigest(),
                                 details={"rows_in": figures.rows_in, "rows_out": figures.rows_out,
                                          "rows_rejected": figures.rows_rejected}, pending=pending)
+        checkpoint(self.stage, "committed")
         self._publish_outputs()
+        checkpoint(self.stage, "published")
+        os.replace(staged, out)
 
 
 def file_sha256(path: Path) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from loyalty_toolkit.checkpoints import checkpoint
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.store.bulk import _object_ids, cell, column_values
 from loyalty_toolkit.store.staging import _SQL_NAMES, PendingTables, StagingStore
@@ -43,6 +44,19 @@ _SHARED = 8  # rows per distinct object at least, for a column to cross as codes
 
 def spool_dir(db_path: Path, stage: str) -> Path:
     return Path(db_path).parent / SPOOL_DIR / stage
+
+
+def drop_leftover_spools(db_path: Path) -> list[tuple[Path, int]]:
+    """Remove the spool folders a killed run left next to ``db_path`` (``.staging-spool/<stage>/``)
+    and return each one with the files it held. Only a run holding the run dir's lock calls this."""
+    root = Path(db_path).parent / SPOOL_DIR
+    removed = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        removed.append((folder, sum(1 for f in folder.rglob("*") if f.is_file())))
+        shutil.rmtree(folder)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    return removed
 
 
 def background_pending(store: StagingStore, stage: str) -> SpooledPendingTables:
@@ -174,6 +188,7 @@ class SpooledPendingTables(PendingTables):
                    "create": {c: _SQL_NAMES[t] for c, t in declared.items()} if create else None}
         self._last = name
         self._send(message)
+        checkpoint(self.stage, "spooled")  # a kill here leaves pending tables and spool files behind
 
     def _start(self) -> None:
         import loyalty_toolkit

@@ -166,6 +166,17 @@ class StagingStore:
                     self.db.execute(f"DROP TABLE IF EXISTS [{table}]")
                 self.db.execute(f"DELETE FROM {STAGES_TABLE} WHERE stage = ?", [s])
 
+    def drop_pending_tables(self) -> list[tuple[str, int]]:
+        """Drop every pending table (``_pending_*``) and return each one's name and rows: what a
+        killed run left. Only a run holding the run dir's lock calls this, so no stage is writing."""
+        hidden = [t for t in self.db.table_names() if t.startswith(PENDING_PREFIX)]
+        dropped = [(t, self.count(t)) for t in hidden]
+        if hidden:
+            with self.db.atomic():
+                for t in hidden:
+                    self.db.execute(f"DROP TABLE IF EXISTS [{t}]")
+        return dropped
+
     def snapshot(self, dest: Path) -> None:
         """A consistent copy of the database at ``dest`` (SQLite's backup API, not a file copy)."""
         Path(dest).parent.mkdir(parents=True, exist_ok=True)

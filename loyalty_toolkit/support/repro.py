@@ -1,5 +1,5 @@
-"""``repro``: replay one stage of a recorded run into a new folder and say, file by file and table
-by table, whether it produced the same bytes.
+"""``repro``: replay one stage of a recorded run into a new folder, outside the archived run, and
+say, file by file and table by table, whether it produced the same bytes.
 
 Support answers "why does member X have 120 points?" months after a run, from its record. A replay
 proves the record is the whole story (DESIGN.md invariant 7): the same config and inputs, checked
@@ -21,13 +21,17 @@ from typing import Any
 from loyalty_toolkit.config import load_config
 from loyalty_toolkit.errors import ReproMismatch, UsageError
 from loyalty_toolkit.model import STAGE_NUMBERS, expectations_dir, notebook_name, notebooks_dir
-from loyalty_toolkit.runner import record
+from loyalty_toolkit.runner import record, say
+from loyalty_toolkit.runner.environment import version_warnings
+from loyalty_toolkit.runner.lock import LOCK_FILE, run_lock
 from loyalty_toolkit.runner.execute import execute_notebook
 from loyalty_toolkit.runner.render import notebook_to_html
 from loyalty_toolkit.stages.context import INPUTS_FILE, file_sha256
 from loyalty_toolkit.store import StagingStore
 
-REPLAY_FOLDER = "repro"  # replays live in RUN_DIR/repro/<stage>-<UTC time>/, next to what they replay
+# By default replays live in OUTPUT_DIR/repro/<run_id>/<stage>-<UTC time>/: beside the run they
+# replay, never inside it, so the archived run dir stays exactly as it was signed.
+REPLAY_FOLDER = "repro"
 # Stage-JSON keys that measure the machine, not the migration; "outputs" is compared file by file.
 VOLATILE_FIGURES = ("compute_seconds", "peak_rss_mb", "writer_peak_rss_mb", "outputs")
 # Columns of the stage ledger (_stages) that say when a stage ran, not what it produced.
@@ -59,7 +63,8 @@ class ReproResult:
     stage: str
     replay_dir: Path
     checked: list[str] = field(default_factory=list)       # verified before replaying
-    notes: list[str] = field(default_factory=list)         # changed code or versions: reported, not refused
+    notes: list[str] = field(default_factory=list)         # changed code: reported, not refused
+    warnings: list[str] = field(default_factory=list)      # a package installed at another version than the run's
     comparisons: list[Comparison] = field(default_factory=list)
     failure: str | None = None                             # the replayed stage did not pass
 
@@ -76,6 +81,7 @@ class ReproResult:
                  f"replay folder: {self.replay_dir}"]
         lines += [f"checked: {c}" for c in self.checked]
         lines += [f"note: {n}" for n in self.notes]
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.failure:
             lines.append(f"failed: the replayed stage did not pass: {self.failure}")
         lines += [c.line() for c in self.comparisons]
@@ -89,18 +95,32 @@ class ReproResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "stage": self.stage, "replay_dir": str(self.replay_dir),
-                "identical": self.identical, "checked": self.checked, "notes": self.notes, "failure": self.failure,
+                "identical": self.identical, "checked": self.checked, "notes": self.notes,
+                "warnings": self.warnings, "failure": self.failure,
                 "comparisons": [asdict(c) for c in self.comparisons]}
 
 
 # -- the replay --------------------------------------------------------------------------------------
 
-def repro(run_dir: str | Path, stage: str) -> ReproResult:
-    """Re-execute ``stage`` of the run in ``run_dir`` into ``RUN_DIR/repro/<stage>-<time>/`` and
-    compare what it wrote with what the run wrote. Raises ReproMismatch (exit 2) where the config,
+def repro(run_dir: str | Path, stage: str, out: str | Path | None = None) -> ReproResult:
+    """Re-execute ``stage`` of the run in ``run_dir`` into ``out`` (by default
+    ``OUTPUT_DIR/repro/<run_id>/<stage>-<time>/``, beside the run) and compare what it wrote with
+    what the run wrote; the run dir is only read. Raises ReproMismatch (exit 2) where the config,
     an input or an earlier stage's file changed since the run; UsageError where there is nothing
-    to replay."""
+    to replay, or ``out`` is inside the run or not empty. Holds the run dir's lock: a run writing
+    it meanwhile would move what is compared."""
     rd = Path(run_dir).resolve()
+    if not (rd / "manifest.json").is_file():
+        raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
+    if not (rd / LOCK_FILE).is_file():
+        # every run creates its lock file before its first write: without one, no run writes here,
+        # and creating it would change the archived run, which a replay never does
+        return _repro(rd, stage, out)
+    with run_lock(rd, say):
+        return _repro(rd, stage, out)
+
+
+def _repro(rd: Path, stage: str, out: str | Path | None) -> ReproResult:
     manifest = record.read_json(rd / "manifest.json")
     if not isinstance(manifest, dict) or "config_path" not in manifest:
         raise UsageError("not a run dir (no readable manifest.json)", file=str(rd))
@@ -108,7 +128,7 @@ def repro(run_dir: str | Path, stage: str) -> ReproResult:
     stage = _stage_name(stage, pipeline)
     earlier = _check_passed(rd, stage, pipeline[:pipeline.index(stage)])
     inputs = record.read_json(rd / INPUTS_FILE, {}) or {}
-    result = ReproResult(rd, stage, _replay_dir(rd, stage))
+    result = ReproResult(rd, stage, _replay_dir(rd, stage, out))
 
     config_path = Path(manifest["config_path"])
     _check_sha(config_path, manifest.get("config_sha256", ""), "the config")
@@ -118,6 +138,7 @@ def repro(run_dir: str | Path, stage: str) -> ReproResult:
     if seeded_outputs:
         result.checked.append(f"{len(seeded_outputs)} import file(s) of earlier stages unchanged (sha256)")
     result.notes += _code_notes(manifest, stage)
+    result.warnings += version_warnings(manifest.get("environment"), manifest.get("versions"))
 
     config = load_config(config_path)
     _seed(rd, result.replay_dir, stage, pipeline, earlier, inputs, seeded_outputs)
@@ -229,7 +250,7 @@ def _check_earlier_outputs(rd: Path, earlier: list[str]) -> list[str]:
 
 
 def _code_notes(manifest: dict[str, Any], stage: str) -> list[str]:
-    """The stage's notebook, suites and key package versions that differ from the run's."""
+    """The stage's notebook and suites that differ from the run's (package versions: warnings)."""
     notes = []
     stem = notebook_name(stage)
     nb = notebooks_dir() / f"{stem}.ipynb"
@@ -243,10 +264,6 @@ def _code_notes(manifest: dict[str, Any], stage: str) -> list[str]:
         if recorded.get(name) != today.get(name):
             notes.append(f"suite {name} changed since the run (sha256 {_short(recorded.get(name))} recorded, "
                          f"{_short(today.get(name))} today)")
-    versions = record.package_versions()
-    for pkg, ver in sorted((manifest.get("versions") or {}).items()):
-        if versions.get(pkg, ver) != ver:
-            notes.append(f"{pkg} {ver} at the run, {versions[pkg]} today")
     return notes
 
 
@@ -254,8 +271,16 @@ def _short(sha: str | None) -> str:
     return sha[:12] if sha else "none"
 
 
-def _replay_dir(rd: Path, stage: str) -> Path:
-    base = rd / REPLAY_FOLDER / f"{stage}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+def _replay_dir(rd: Path, stage: str, out: str | Path | None = None) -> Path:
+    """``out`` when given (it must be empty and outside the run), else a new folder beside the run."""
+    if out is not None:
+        folder = Path(out).resolve()
+        if _inside(folder, rd):
+            raise UsageError("the replay folder is inside the archived run; name one outside it", file=str(folder))
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UsageError("the replay folder exists and is not empty; name a new one", file=str(folder))
+        return folder
+    base = rd.parent / REPLAY_FOLDER / rd.name / f"{stage}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     folder, n = base, 1
     while folder.exists():
         n += 1
@@ -267,7 +292,7 @@ def _seed(rd: Path, new: Path, stage: str, pipeline: list[str], earlier: list[st
           outputs: list[str]) -> None:
     """What the stage finds when it starts: earlier stages' frozen inputs, import files and tables;
     none of its own or later stages' work."""
-    new.mkdir(parents=True)
+    new.mkdir(parents=True, exist_ok=True)  # _replay_dir made sure it is new or empty
     if earlier:
         seed = {n: i for n, i in inputs.items() if _frozen_by(i) in earlier}
         for info in seed.values():

@@ -1,65 +1,45 @@
-"""A local rehearsal of Open Loyalty's member import: its documented rules, applied in memory.
+"""A local rehearsal of Open Loyalty's member import: the target profile's rules, applied in memory.
 
 Before the real upload, the members XML of stage 01 is "imported" here so that every member the
 target would refuse shows up with the target's own message, and so that a rehearsal run has member
-IDs to map. The rules are those of the open-source 3.x importer (openloyalty_imports.md section 2):
+IDs to map. The rules are the profile's member rules (``targets/ol_profiles.py``, applied by
+``targets/ol_member_checks.py``), in the table's order, which is the importer's:
 
 * each ``<customer>`` is handled on its own; one bad item never stops the file;
-* validation first (``Convert exception: ...``), nodes in the OSS converter's order: ``email``,
-  ``firstName``, ``lastName``, ``active``, ``sendActivationMail``, ``birthDate``, ``agreement1..3``,
-  ``gender``, ``levelId``, ``posId``, ``sellerId``;
-* then uniqueness (``Process exception: ...``): an email (lower-cased), loyalty card number or
-  phone already held by a member of the target, or by an earlier member of the same import, is
-  refused, in that order;
+* the conversion rules first (``Convert exception: ...``), then uniqueness (``Process exception:
+  ...``): an email (lower-cased), loyalty card number or phone already held by a member of the
+  target, or by an earlier member of the same import, is refused, in that order;
 * the result is ``{items: [{status, identifier, message, processImportResult: {object}}],
-  totalProcessed, totalSuccess, totalFailed}``.
+  totalProcessed, totalSuccess, totalFailed}``; ``ImportOutcome.refusals`` names each refusal's rule.
 
-Deliberate differences, each documented where it applies:
-
-* **email is optional when a phone or loyalty card number is present**: the SaaS needs one
-  identifier, not specifically an email (docs/decisions.md, stage 01). ``email_optional=False``
-  gives the OSS 3.x behaviour;
-* a **blank** required element counts as missing (the OSS only checks that the node exists; the
-  SaaS docs ask to omit empty elements, which is what stage 01 writes);
-* **birthDate** is checked only when the element is present (the OSS checks it even when absent,
-  so every member without a birth date fails there: ``birth_date_required=True`` emulates that);
-  the date must be a real ``YYYY-MM-DD`` date, where PHP would roll 2001-02-30 over to March;
-* the **identifier** is the email, else the card number, else the phone (the OSS uses the email,
-  and on a process exception puts the message in the identifier by mistake).
+The ``hosted`` profile (default) differs from ``oss-3`` where the hosted help pages do: any one
+identifier will do, a blank element counts as missing, birthDate is checked only when present and
+must be a real day. The **identifier** is the email, else the card number, else the phone (the OSS
+uses the email, and on a process exception puts the message in the identifier by mistake).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from loyalty_toolkit.errors import InputError
+from loyalty_toolkit.targets import ol_profiles
+from loyalty_toolkit.targets.ol_member_checks import first_refusal, remember
+from loyalty_toolkit.targets.ol_profiles import Profile, Rule
 
-GENDERS: tuple[str, ...] = ("male", "female", "not_disclosed")
-BOOLEANS: tuple[str, ...] = ("true", "false")
-REQUIRED_NODES: tuple[str, ...] = ("email", "firstName", "lastName", "active", "agreement1", "gender")
 CONVERT = "Convert exception: "
 PROCESS = "Process exception: "
 INVALID_STRUCTURE = "XML has invalid structure"
-# (node, message) in the order the target checks uniqueness.
-UNIQUE_MESSAGES: tuple[tuple[str, str], ...] = (
-    ("email", "Customer with such email already exists."),
-    ("loyaltyCardNumber", "Customer with such loyalty card number already exists."),
-    ("phone", "Customer with such phone already exists."),
-)
 NEW_MEMBER_COLUMNS: tuple[str, ...] = ("target_id", "email", "phone", "card_number", "first_name", "last_name",
                                        "gender", "birth_date", "active", "created_at", "legacy_id")
 RECONCILE_COLUMNS: tuple[str, ...] = ("legacy_id", "identifier", "status", "target_id", "message", "item_index")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
 # ---------------------------------------------------------------- parsing
@@ -135,11 +115,6 @@ def _text(customer: Mapping[str, Any], node: str) -> str | None:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _present(customer: Mapping[str, Any], node: str) -> bool:
-    text = _text(customer, node)
-    return bool(text)
-
-
 def identifier(customer: Mapping[str, Any]) -> str:
     """What the result names the item by: the email, else the card number, else the phone."""
     for node in ("email", "loyaltyCardNumber", "phone"):
@@ -149,62 +124,35 @@ def identifier(customer: Mapping[str, Any]) -> str:
     return ""
 
 
-def validate_customer(customer: Mapping[str, Any], *, email_optional: bool = True,
+def member_rules(*, profile: Profile | None = None, email_optional: bool = True,
+                 birth_date_required: bool = False) -> tuple[Rule, ...]:
+    """The member rules the rehearsal applies: the profile's table (default ``hosted``). The two
+    options adjust the hosted table as before profiles existed: ``email_optional=False`` requires an
+    email, ``birth_date_required=True`` checks birthDate even when absent."""
+    rules = (profile or ol_profiles.profile(ol_profiles.DEFAULT_PROFILE)).member_rules()
+    if not email_optional:
+        rules = tuple(replace(r, kind="required_value", element="email") if r.kind == "any_of" else r
+                      for r in rules)
+    if birth_date_required:
+        rules = tuple(replace(r, when="always") if r.kind == "format" and r.element == "birthDate" else r
+                      for r in rules)
+    return rules
+
+
+def _reader(customer: Mapping[str, Any]) -> Callable[[str], str | None]:
+    return lambda node: _text(customer, node)
+
+
+def validate_customer(customer: Mapping[str, Any], *, profile: Profile | None = None, email_optional: bool = True,
                       birth_date_required: bool = False) -> str | None:
-    """The target's message for the first rule ``customer`` breaks, or None when it converts.
+    """The target's message for the first conversion rule ``customer`` breaks, or None when it converts.
 
-    Messages are the OSS validator's, prefixed ``Convert exception: `` as in the import result.
+    Messages are the importer's, prefixed ``Convert exception: `` as in the import result; the
+    rules are the profile's member rules (:func:`member_rules`) before the uniqueness ones.
     """
-    def fail(text: str) -> str:
-        return CONVERT + text
-
-    def required(node: str) -> str | None:
-        return None if _present(customer, node) else fail(f"{node} is required node")
-
-    def one_of(node: str, values: Sequence[str]) -> str | None:
-        text = _text(customer, node)
-        if text and text not in values:
-            return fail(f"{node} should one of ({', '.join(values)})")
-        return None
-
-    def uuid(node: str) -> str | None:
-        text = _text(customer, node)
-        return fail(f"{node} should be UUID") if text and not _UUID.fullmatch(text) else None
-
-    other_identifier = _present(customer, "phone") or _present(customer, "loyaltyCardNumber")
-    checks: list[Callable[[], str | None]] = [
-        lambda: None if email_optional and other_identifier else required("email"),
-        lambda: required("firstName"),
-        lambda: required("lastName"),
-        lambda: required("active") or one_of("active", BOOLEANS),
-        lambda: one_of("sendActivationMail", BOOLEANS),
-        lambda: _birth_date(customer, birth_date_required),
-        lambda: required("agreement1") or one_of("agreement1", BOOLEANS),
-        lambda: one_of("agreement2", BOOLEANS),
-        lambda: one_of("agreement3", BOOLEANS),
-        lambda: required("gender") or one_of("gender", GENDERS),
-        lambda: uuid("levelId"),
-        lambda: uuid("posId"),
-        lambda: uuid("sellerId"),
-    ]
-    for check in checks:
-        message = check()
-        if message:
-            return message
-    return None
-
-
-def _birth_date(customer: Mapping[str, Any], required: bool) -> str | None:
-    text = _text(customer, "birthDate")
-    if text is None and not required:
-        return None
-    if text and (m := _YMD.fullmatch(text)):
-        try:
-            date(int(m[1]), int(m[2]), int(m[3]))
-            return None
-        except ValueError:
-            pass
-    return CONVERT + "birthDate has invalid date format (Y-m-d required)"
+    rules = member_rules(profile=profile, email_optional=email_optional, birth_date_required=birth_date_required)
+    rule = first_refusal(_reader(customer), [r for r in rules if r.kind != "unique"], {})
+    return None if rule is None else CONVERT + rule.message
 
 
 # ---------------------------------------------------------------- import
@@ -240,14 +188,16 @@ class ImportOutcome:
 
     items: list[dict[str, Any]]
     new_members: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NEW_MEMBER_COLUMNS)))
+    refusals: dict[int, str] = field(default_factory=dict)  # item index -> the profile rule that refused it
 
 
 @dataclass(frozen=True)
 class RehearsalImport:
-    """The target's member import rules; see the module docstring for the options."""
+    """The target's member import: the profile's member rules (default ``hosted``), in its order."""
 
     email_optional: bool = True
     birth_date_required: bool = False
+    profile: Profile | None = None
 
     def import_customers(self, customers: Iterable[Mapping[str, Any]], existing: ExistingIdentifiers, *,
                          id_factory: Callable[[], Any], created_at: str = "") -> ImportOutcome:
@@ -259,34 +209,28 @@ class RehearsalImport:
         """
         seen = {"email": set(existing.emails), "loyaltyCardNumber": set(existing.cards),
                 "phone": set(existing.phones)}
+        rules = member_rules(profile=self.profile, email_optional=self.email_optional,
+                             birth_date_required=self.birth_date_required)
         items: list[dict[str, Any]] = []
+        refusals: dict[int, str] = {}
         rows: list[dict[str, str]] = []
         for customer in customers:
             ident = identifier(customer)
-            message = validate_customer(customer, email_optional=self.email_optional,
-                                        birth_date_required=self.birth_date_required)
-            keys = {node: _unique_key(customer, node) for node, _ in UNIQUE_MESSAGES}
-            if message is None:
-                message = next((PROCESS + text for node, text in UNIQUE_MESSAGES
-                                if keys[node] and keys[node] in seen[node]), None)
-            if message is not None:
-                items.append({"status": "error", "identifier": ident, "message": message,
+            text = _reader(customer)
+            rule = first_refusal(text, rules, seen)
+            if rule is not None:
+                prefix = PROCESS if rule.kind == "unique" else CONVERT
+                refusals[len(items)] = rule.rule_id
+                items.append({"status": "error", "identifier": ident, "message": prefix + rule.message,
                               "processImportResult": None})
                 continue
             member_id = str(id_factory())
-            for node, key in keys.items():
-                if key:
-                    seen[node].add(key)
+            remember(text, rules, seen)
             items.append({"status": "success", "identifier": ident, "message": None,
                           "processImportResult": {"object": member_id}})
             rows.append(_new_member(customer, member_id, created_at))
         new_members = pd.DataFrame(rows, columns=list(NEW_MEMBER_COLUMNS)).astype("str")
-        return ImportOutcome(items=items, new_members=new_members)
-
-
-def _unique_key(customer: Mapping[str, Any], node: str) -> str:
-    text = _text(customer, node) or ""
-    return text.lower() if node == "email" else text
+        return ImportOutcome(items=items, new_members=new_members, refusals=refusals)
 
 
 def _new_member(customer: Mapping[str, Any], member_id: str, created_at: str) -> dict[str, str]:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.errors import InputError
+from loyalty_toolkit.targets.ol_member_checks import holdback
+from loyalty_toolkit.targets.ol_profiles import Rule
 from loyalty_toolkit.targets.parts import Run, write_parts
 
 HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<customers>\n'
@@ -109,6 +111,16 @@ def write_members_xml(members: pd.DataFrame, out_dir: Path, *, active: bool, agr
                                   send_activation_mail=send_activation_mail),
                        lambda k: out_dir / FILE_NAME.format(k), header=HEADER, footer=FOOTER,
                        max_file_bytes=max_file_bytes, noun="customer")
+
+
+def member_holdback(members: pd.DataFrame, rules: tuple[Rule, ...], *, active: bool, agreement1: bool,
+                    send_activation_mail: bool) -> pd.DataFrame:
+    """The members the profile's ``rules`` refuse, judged on what this writer would write for them
+    (elements left out when empty; the flags as configured; gender always one of the three):
+    ``ol_member_checks.HOLDBACK_COLUMNS``, in file order. Stage 01 writes every other member."""
+    constants = {"active": _bool(active), "agreement1": _bool(agreement1),
+                 "sendActivationMail": _bool(send_activation_mail), "gender": "not_disclosed"}
+    return holdback(members, rules, dict(ELEMENTS), constants)
 
 
 def members_xml_count(path: Path) -> int:

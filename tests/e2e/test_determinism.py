@@ -31,7 +31,6 @@ EXCLUDED_FILES = {
 EXCLUDED_FOLDERS = {
     "notebooks": "executed notebooks and HTML carry papermill's execution times; kernel logs",
     "stages": "compared without times, memory and the run dir's path (below)",
-    "repro": "replays of a stage (the last test makes one)",
 }
 EXCLUDED_STAGE_KEYS = ("compute_seconds", "peak_rss_mb", "writer_peak_rss_mb")
 EXCLUDED_COLUMNS = {"_stages": ("completed_at",)}
@@ -117,7 +116,8 @@ def test_repro_replays_a_stage_identically_then_refuses_a_changed_input(two_runs
         assert any(line.startswith(expected) for line in lines), (expected, res.stdout)
     assert not [line for line in lines if line.startswith(("DIFFERENT", "missing"))]
     assert lines[-1].startswith("result: identical")
-    replays = list((a / "repro").glob("transfers-*"))
+    assert not (a / "repro").exists(), "the replay is written beside the run, never inside it"
+    replays = list((a.parent / "repro" / a.name).glob("transfers-*"))
     assert len(replays) == 1 and (replays[0] / "repro.json").is_file()
 
     frozen = a / json.loads((a / "manifest.json").read_text())["inputs"]["ledger"]["frozen_path"]
@@ -127,4 +127,4 @@ def test_repro_replays_a_stage_identically_then_refuses_a_changed_input(two_runs
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
     assert frozen.name in refused.stderr and "frozen copy of input ledger changed since the run" in refused.stderr
-    assert len(list((a / "repro").glob("transfers-*"))) == 1, "a refused replay runs nothing"
+    assert len(list((a.parent / "repro" / a.name).glob("transfers-*"))) == 1, "a refused replay runs nothing"

@@ -65,9 +65,10 @@ def test_a_members_only_program_signs_off_without_transfers_or_rewards(workspace
     run_dir, summary, h = _run(workspace, "members_only")
     assert summary["status"] == "passed"
     assert _statuses(summary) == {"subset": "passed", "members": "passed", "mapping": "passed",
-                                  "transfers": "not_applicable", "rewards": "not_applicable", "report": "passed"}
-    assert summary["totals"]["stages_not_applicable"] == 2 and set(summary["totals"]["not_applicable"]) == {
-        "transfers", "rewards"}
+                                  "transfers": "not_applicable", "rewards": "not_applicable", "report": "passed",
+                                  "verify": "not_applicable"}  # issue 13: no points, nothing to verify
+    assert summary["totals"]["stages_not_applicable"] == 3 and set(summary["totals"]["not_applicable"]) == {
+        "transfers", "rewards", "verify"}
     for stage in ("transfers", "rewards"):  # never executed: no notebook, no record
         assert not (run_dir / "notebooks" / f"{notebook_name(stage)}.ipynb").exists()
         assert not (run_dir / "stages" / f"{notebook_name(stage)}.json").exists()
@@ -103,7 +104,8 @@ def test_a_members_only_program_signs_off_without_transfers_or_rewards(workspace
 def test_a_points_only_program_accounts_for_every_point(workspace):
     run_dir, summary, h = _run(workspace, "points_only")
     assert summary["status"] == "passed"
-    assert [s["status"] for s in summary["stages"]] == ["passed"] * 4 + ["not_applicable", "passed"]
+    assert [s["status"] for s in summary["stages"]] == ["passed"] * 4 + ["not_applicable", "passed", "passed"]
+    assert summary["totals"]["verify"]["state"] == "verified"  # issue 13: the balances after the import
     _members_figures(h)
     # ledger owed: G1 100 - 30 = 70, G4 -15 (gp-2's 50 expired, gp-3's 20 pay 20 of 35), G3 12.5,
     # G9 8 (no member) -> 75.5; opening (VN national phones, read in VN): 1,505,000 and 99,999 VND

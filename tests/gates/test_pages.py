@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from loyalty_toolkit.gates import GateReport, Outcome, pages
 from loyalty_toolkit.runner.offline import page_problems
 
@@ -88,3 +91,30 @@ def test_masks_are_idempotent_so_masked_outcomes_render_unchanged():
         [{"first_name": "T. H.", "center": "C1"}]
     assert pages.mask_observed("phone", [PHONE], show_pii=False) == ["********5678"]
     assert pages.mask_observed("points", 12, show_pii=False) == 12
+
+
+def test_a_failed_gate_shows_observed_vs_required_examples_and_what_to_do():
+    coverage = Outcome(table="summary", expectation="expect_column_values_to_be_between", column="member_coverage",
+                       success=False, critical=True, unexpected_count=1, examples=[0.9949748743718593], position=1,
+                       kwargs={"column": "member_coverage", "min_value": 1.0, "max_value": 1}, element_count=1,
+                       description="Mapped / accepted members at or above the minimum.")
+    box = pages.failure_box("02_mapping", [vars(coverage), *map(vars, _report().outcomes)])
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", box.split("</style>")[1])).split())
+    assert "Gate failed: stage 02_mapping stopped on 3 critical expectation(s)" in text
+    assert "observed vs required 0.995 vs required >= 1 and <= 1" in text
+    assert "phone = mobile_phone on every row" in text and "1 of 8 rows break it" in text
+    assert "the expectation could not run: boom" in text
+    assert PHONE not in box and "********5678" in box, "examples are masked"
+    assert "What to do:" in text
+
+
+def test_micro_point_examples_read_as_points():
+    deficit = Outcome(table="members", expectation="expect_column_values_to_be_in_set", column="deficit_units",
+                      success=False, critical=False, unexpected_count=2, examples=[3_444_300_000, 478_000_000],
+                      position=5, kwargs={"column": "deficit_units", "value_set": [0]}, element_count=90,
+                      observed=1_000_000)
+    page = pages.render_gate_page(GateReport(stage="transfers", outcomes=[deficit]))
+    assert "3444300000" not in page and "3,444.3 points" in page and "478 points" in page
+    assert "observed: <code>1 points</code>" in page
+    frame = GateReport(stage="transfers", outcomes=[deficit]).to_frame()
+    assert frame.loc[0, "examples"] == "3,444.3 points, 478 points" and frame.loc[0, "observed"] == "1 points"

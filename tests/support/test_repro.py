@@ -24,6 +24,7 @@ from loyalty_toolkit.support.repro import (
     compare_figures,
     compare_file,
     compare_table,
+    _inside,
     first_key_difference,
     repro,
 )
@@ -197,7 +198,9 @@ def test_a_faithful_replay_is_identical_and_is_seeded_with_earlier_work_only(run
     assert result.exit_code == 0, result.text()
     assert seen["source"] == "01_members.ipynb" and seen["params"]["show_pii"] is False
     assert seen["params"]["run_dir"] == str(result.replay_dir) == str(seen["cwd"])
-    assert result.replay_dir.parent == run_dir / "repro" and result.replay_dir.name.startswith("members-")
+    # beside the run, never inside it (issue #16: the archived run dir is only read)
+    assert result.replay_dir.parent == run_dir.parent / "repro" / "r1" and result.replay_dir.name.startswith("members-")
+    assert not (run_dir / "repro").exists()
     # Earlier stage's table, inputs and ledger row only: not this stage's, not a later stage's.
     assert seen["tables"] == {"inputs"} and seen["ledger"] == {"subset"}
     assert set(seen["inputs"]) == {"members"} and seen["frozen"] == "id\nL1\nL2\nbad\n"
@@ -250,7 +253,53 @@ def test_changed_code_is_reported_not_refused(run_dir, replay_with):
     notes = "\n".join(result.notes)
     assert "notebook 01_members.ipynb changed since the run (sha256 000000000000 recorded" in notes
     assert "suite members.gone.json changed since the run (sha256 111111111111 recorded, none today)" in notes
-    assert "pandas 0.0.1 at the run" in notes
+    # package versions are warnings, one line per package (issue #16), not notes
+    assert "pandas" not in notes
+    assert [w for w in result.warnings if w.startswith("pandas ")] == [
+        f"pandas 0.0.1 at the run, {pd.__version__} installed now"]
+    assert f"warning: pandas 0.0.1 at the run, {pd.__version__} installed now" in result.text().splitlines()
+
+
+def test_every_locked_package_at_another_version_is_a_warning_and_a_changed_lock_too(run_dir, replay_with):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["environment"] = {"lock_file": "requirements.lock", "lock_sha256": "2" * 64,
+                               "packages": {"numpy": "1.0.0", "pandas": pd.__version__, "no-such-package": "1.0"}}
+    _write(run_dir / "manifest.json", json.dumps(manifest))
+    replay_with(lambda new: _write_members_stage(new))
+    result = repro(run_dir, "members")
+    assert result.exit_code == 0, "versions are reported, not refused"
+    import numpy
+    assert result.warnings[:2] == ["no-such-package 1.0 at the run, not installed now",
+                                   f"numpy 1.0.0 at the run, {numpy.__version__} installed now"]
+    assert result.warnings[2].startswith("requirements.lock differs from the run's (sha256 222222222222 at the run")
+    assert len(result.warnings) == 3  # pandas is the same: no line
+    assert json.loads((result.replay_dir / "repro.json").read_text())["warnings"] == result.warnings
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): _sha(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_out_puts_the_replay_there_and_the_run_dir_is_left_byte_for_byte(run_dir, replay_with, tmp_path):
+    before = _digests(run_dir)
+    replay_with(lambda new: _write_members_stage(new))
+    result = repro(run_dir, "members", out=tmp_path / "replays" / "mine")
+    assert result.exit_code == 0 and result.replay_dir == (tmp_path / "replays" / "mine").resolve()
+    assert (result.replay_dir / "repro.json").is_file() and (result.replay_dir / "staging.db").is_file()
+    assert _digests(run_dir) == before
+    default = repro(run_dir, "members")  # the default too: beside the run, the run unchanged
+    assert default.exit_code == 0 and not _inside(default.replay_dir, run_dir)
+    assert _digests(run_dir) == before
+
+
+def test_out_inside_the_run_or_not_empty_is_refused(run_dir, replay_with, tmp_path):
+    replay_with(lambda new: pytest.fail("must not replay"))
+    with pytest.raises(UsageError, match="inside the archived run"):
+        repro(run_dir, "members", out=run_dir / "replay")
+    _write(tmp_path / "full" / "x.txt", "x")
+    with pytest.raises(UsageError, match="exists and is not empty"):
+        repro(run_dir, "members", out=tmp_path / "full")
+    assert not (run_dir / "replay").exists()
 
 
 # -- comparisons on tiny folders -----------------------------------------------------------------------
@@ -317,3 +366,12 @@ def test_result_exit_code_and_text(tmp_path):
     assert r.exit_code == 1, "nothing compared is not a proof"
     r.comparisons = [Comparison("file", "output/x.json", IDENTICAL)]
     assert r.exit_code == 0 and r.text().splitlines()[0] == "replay of stage 03_transfers of run r1"
+
+
+def test_a_replay_of_a_run_dir_being_written_is_refused_at_once(run_dir):
+    """One writer per run dir (#17): a replay on a run dir whose lock is held is refused at once."""
+    from loyalty_toolkit.runner.lock import RunLocked, run_lock
+
+    with run_lock(run_dir, print):
+        with pytest.raises(RunLocked, match=r"run dir is in use by pid \d+ on host"):
+            repro(run_dir, "members")

@@ -1,7 +1,7 @@
 """``rehearse-import``: import a run's members XML into the local rehearsal target.
 
-This is a rehearsal, not the platform. It applies the target's documented member-import rules
-(:mod:`loyalty_toolkit.targets.ol_rehearsal`), assigns member IDs that look random but come from a
+This is a rehearsal, not the platform. It applies the target profile's member-import rules
+(:mod:`loyalty_toolkit.targets.ol_profiles`, applied by :mod:`loyalty_toolkit.targets.ol_rehearsal`), assigns member IDs that look random but come from a
 seeded generator (so a rehearsal replays byte for byte), and writes what the real platform gives
 back: the per-item import result and a member export in the platform's format, under
 ``RUN_DIR/rehearsal/``. Stage 02 then maps members exactly as it would against a real export.
@@ -21,6 +21,7 @@ import pandas as pd
 from loyalty_toolkit.errors import UsageError
 from loyalty_toolkit.sources.target_members import write_target_members_csv
 from loyalty_toolkit.store.rehearsal import RehearsalTargetStore
+from loyalty_toolkit.targets.ol_profiles import Profile
 from loyalty_toolkit.targets.ol_rehearsal import ExistingIdentifiers, RehearsalImport, iter_members_xml, result_json
 
 NOTICE = ("REHEARSAL: these files come from loyalty-migrate's local emulation of the target's member "
@@ -44,8 +45,10 @@ def _id_factory(seed: int, xml_files: list[Path]):
     return lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def rehearse_import(run_dir: str | Path, *, seed: int = 0, fresh: bool = True) -> RehearsalResult:
-    """Import ``RUN_DIR/output/openloyalty/members_*.xml`` into the rehearsal target.
+def rehearse_import(run_dir: str | Path, *, seed: int = 0, fresh: bool = True,
+                    profile: Profile | None = None) -> RehearsalResult:
+    """Import ``RUN_DIR/output/openloyalty/members_*.xml`` into the rehearsal target, applying the
+    target profile's member rules (default ``hosted``; stage 02 passes the config's).
 
     ``fresh`` starts from an empty target (what stage 02 does, so a re-run replays); without it
     the members of earlier rehearsal imports stay, and importing them again is refused as the
@@ -61,7 +64,8 @@ def rehearse_import(run_dir: str | Path, *, seed: int = 0, fresh: bool = True) -
     with RehearsalTargetStore(folder / "target.db", fresh=fresh) as target:
         existing = ExistingIdentifiers.from_members(target.members())
         for xml in xml_files:
-            outcome = RehearsalImport().import_customers(iter_members_xml(xml), existing, id_factory=new_id)
+            outcome = RehearsalImport(profile=profile).import_customers(iter_members_xml(xml), existing,
+                                                                        id_factory=new_id)
             result = result_json(outcome)
             target.record_import(xml.name, outcome.new_members, {k: result[k] for k in
                                                                  ("totalProcessed", "totalSuccess", "totalFailed")})

@@ -21,9 +21,12 @@ from loyalty_toolkit.sources.target_members import read_target_members
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.mapping.matching import MappingResult, coverage, legacy_member_keys, match_members
 from loyalty_toolkit.stages.mapping.rehearsal import rehearse_import
+from loyalty_toolkit.targets.ol_member_checks import HOLDBACK_COLUMNS
+from loyalty_toolkit.targets.ol_profiles import profile_of
 from loyalty_toolkit.targets.ol_rehearsal import read_import_result, reconcile_import_result
 
 REFERENCE_INPUTS = ("ledger", "opening_balances")
+HELD_REASON = "member_held_by_target"  # an orphan reason: the member was held back in stage 01
 
 
 @dataclass
@@ -35,6 +38,11 @@ class MappingOutcome:
     rehearsal: bool
     min_coverage: float
     show_pii: bool = False
+    held: pd.DataFrame | None = None  # accepted in stage 01 but held back from the import (target profile)
+
+    @property
+    def held_count(self) -> int:
+        return 0 if self.held is None else len(self.held)
 
     @property
     def member_coverage(self) -> float:
@@ -43,13 +51,18 @@ class MappingOutcome:
     def summary(self) -> pd.DataFrame:
         """One row: what the critical gate checks (coverage against the configured minimum)."""
         return pd.DataFrame([{"accepted": self.mapping.accepted, "mapped": len(self.mapping.id_map),
-                              "member_coverage": self.member_coverage, "min_member_coverage": self.min_coverage}])
+                              "member_coverage": self.member_coverage, "min_member_coverage": self.min_coverage,
+                              "held_by_target": self.held_count,
+                              "accepted_in_stage_01": self.mapping.accepted + self.held_count}])
 
     def figures(self) -> StageFigures:
         c = self.mapping.counts()
         return StageFigures(
-            rows_in=c["accepted"], rows_out=c["matched"], rows_rejected=c["accepted"] - c["matched"],
+            # rows in: every member accepted in stage 01, those held back (never sent) included
+            rows_in=c["accepted"] + self.held_count, rows_out=c["matched"],
+            rows_rejected=c["accepted"] + self.held_count - c["matched"],
             totals={**c, "member_coverage": round(self.member_coverage, 6), "rehearsal": self.rehearsal,
+                    "held_by_target": self.held_count,
                     "reference_orphans": int(self.per_input["orphans"].sum()) if len(self.per_input) else 0,
                     "coverage_per_input": {r.input: {"references": int(r.references), "resolved": int(r.resolved),
                                                      "orphans": int(r.orphans), "coverage": round(float(r.coverage), 6)}
@@ -58,8 +71,14 @@ class MappingOutcome:
                     if len(self.import_check) else 0})
 
     def funnel(self) -> pd.DataFrame:
-        f = self.mapping.funnel()
+        """Accepted in stage 01 = held back (the target refuses them) + sent, and what became of those sent."""
+        f = {"accepted_in_stage_01": self.mapping.accepted + self.held_count, "held_by_target": self.held_count,
+             **{("sent" if k == "accepted" else k): v for k, v in self.mapping.funnel().items()}}
         return pd.DataFrame({"step": list(f), "members": list(f.values())})
+
+    def held_members(self) -> pd.DataFrame:
+        """The hold-back list: each member with the profile rule that refuses it and the rule's source."""
+        return self.held if self.held is not None else pd.DataFrame(columns=list(HOLDBACK_COLUMNS))
 
     def coverage_table(self) -> pd.DataFrame:
         return self.per_input
@@ -102,7 +121,7 @@ def run(ctx: StageContext) -> MappingOutcome:
         raise ConfigError("stage 02 needs sources.target_members (rehearsal: true, or the target's export)",
                           stage=ctx.stage, file=cfg.path.name, field="sources.target_members")
     if tm.rehearsal:
-        rehearsal = rehearse_import(ctx.run_dir, seed=tm.rehearsal_seed, fresh=True)
+        rehearsal = rehearse_import(ctx.run_dir, seed=tm.rehearsal_seed, fresh=True, profile=profile_of(cfg))
         export_path, result_path = rehearsal.members_export, rehearsal.import_result
     else:
         export_path, result_path = tm.path, tm.import_result
@@ -110,7 +129,11 @@ def run(ctx: StageContext) -> MappingOutcome:
     target = read_target_members(ctx.freeze_input("target_members", export_path), default_region=region,
                                  stage=ctx.stage)
     migrated = ctx.store.read_table("members")
-    mapping = match_members(migrated, target)
+    held = (ctx.store.read_table("member_holdback") if ctx.store.has_table("member_holdback")
+            else pd.DataFrame(columns=list(HOLDBACK_COLUMNS)))
+    # members held back in stage 01 were never sent: they are counted as held, not as unmatched
+    sent = migrated[~migrated["legacy_id"].isin(held["legacy_id"])] if len(held) else migrated
+    mapping = match_members(sent, target)
 
     frozen = ctx.frozen_inputs()
     ref_paths = {name: ctx.input_path(name) for name in frozen
@@ -119,13 +142,31 @@ def run(ctx: StageContext) -> MappingOutcome:
     raw_members, _ = read_members(ctx.source("members"), stage=ctx.stage)
     _, orphans, per_input = coverage(refs, mapping.id_map, migrated,
                                      legacy_members=legacy_member_keys(raw_members, cfg.sources.members.default_region))
+    orphans = _held_orphans(orphans, held)
     import_check = pd.DataFrame(columns=["legacy_id", "identifier", "status", "target_id", "message", "item_index"])
     if result_path is not None:
         result = read_import_result(ctx.freeze_input("target_import_result", result_path))
-        import_check = reconcile_import_result(migrated[["legacy_id", "email", "phone", "card_number"]], result)
+        import_check = reconcile_import_result(sent[["legacy_id", "email", "phone", "card_number"]], result)
     return MappingOutcome(mapping=mapping, per_input=per_input, orphans=orphans, import_check=import_check,
                           rehearsal=tm.rehearsal, min_coverage=cfg.gates.mapping.min_member_coverage,
-                          show_pii=ctx.show_pii)
+                          show_pii=ctx.show_pii, held=held)
+
+
+def _held_orphans(orphans: pd.DataFrame, held: pd.DataFrame) -> pd.DataFrame:
+    """References to a member held back in stage 01 say so, with the rule (not "rejected or unmapped")."""
+    if orphans.empty or held.empty:
+        return orphans
+    rule_of = dict(zip(held["legacy_id"], held["rule_id"]))
+    ids = orphans["legacy_id"].astype(str)
+    hit = ids.isin(rule_of.keys()).to_numpy()
+    if hit.any():
+        orphans = orphans.copy()
+        orphans["reason"] = orphans["reason"].astype(object)
+        orphans["detail"] = orphans["detail"].astype(object)
+        orphans.loc[hit, "reason"] = HELD_REASON
+        orphans.loc[hit, "detail"] = [f"held back in stage 01: the target refuses it ({rule_of[i]})"
+                                      for i in ids[hit]]
+    return orphans
 
 
 def _tables(outcome: MappingOutcome) -> dict[str, pd.DataFrame]:

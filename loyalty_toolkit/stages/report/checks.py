@@ -24,13 +24,13 @@ from loyalty_toolkit.stages.report.figures import (
     by_key,
     dec_sum,
     member_counts,
-    member_of,
     reward_counts,
     roll_forward,
     unmapped_lot_points,
 )
 
 MISSING = "missing"
+CONSERVATION_CHECK = ("points: before expiry = transferred + residue + rejected + held + unmatched + expired")
 
 
 def _text(value: Any) -> str:
@@ -63,19 +63,11 @@ def check(name: str, left: str, left_value: Any, right: str, right_value: Any, r
             "agree": agrees(lv, rv, relation)}
 
 
-def _in_pairs(frame: pd.DataFrame, keys: tuple[str, str], member_map: pd.DataFrame) -> int:
-    """Rows of ``frame`` whose (legacy id, target id) pair is one of ``member_map``'s."""
-    pairs = set(zip(text_column(member_map, "legacy_id").tolist(), text_column(member_map, "target_id").tolist()))
-    return sum((a, b) in pairs for a, b in zip(text_column(frame, keys[0]).tolist(), text_column(frame, keys[1]).tolist()))
-
-
 def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFrame:
     """Every check that ties the stages to each other, to the staging database and to the files;
     the checks of a stage the program does not need are left out (it never ran)."""
-    rec, tot, t = view.record, view.totals, view.table
+    rec, tot = view.record, view.totals
     m = member_counts(view)
-    accepted_ids = text_column(t("members"), "legacy_id")
-    mapped_ids = text_column(t("member_map"), "legacy_id")
     rows = [
         check("members: rows stage 00 froze = rows stage 01 read", "inputs.json: members rows", m["read"],
               "stage 01 record: rows in", rec("members").get("rows_in")),
@@ -90,12 +82,12 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
         check("members: mapped in stage 02 <= accepted in stage 01", "staging: member_map", m["mapped"],
               "staging: members", m["accepted"], "<="),
         check("members: every mapped member was accepted in stage 01", "member_map rows found in members",
-              int(member_of(mapped_ids, accepted_ids).sum()), "staging: member_map", m["mapped"]),
+              view.s.mapped_in_members, "staging: member_map", m["mapped"]),
     ]
     if view.applies("transfers"):
         rows += _transfer_checks(view, points)
     if view.applies("rewards"):
-        rows += _reward_checks(view, mapped_ids)
+        rows += _reward_checks(view)
     for stage in (s for s in EARLIER_STAGES if view.applies(s)):
         record = rec(stage)
         stem = notebook_name(stage)
@@ -113,7 +105,7 @@ def cross_stage_checks(view: RunView, points: dict[str, Decimal]) -> pd.DataFram
 
 def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str, Any]]:
     """Stage 03's figures against its tables, its files and stage 02's map (a program with points)."""
-    tot, t = view.totals, view.table
+    tot, t, s = view.totals, view.table, view.s
     rows = [
         check("points: owed before, stage 03's record = its tables", "stage 03 record: points owed before",
               tot("transfers").get("points_owed_before"), "staging: ledger owed + opening balances", points["before"]),
@@ -122,6 +114,13 @@ def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str
               points["after"]),
         check("points: owed before = owed after", "points owed before", points["before"], "points owed after",
               points["after"]),
+        # The conservation with expiry in it, every part from another table: what the books held before the
+        # cutover expired anything (roll-forward) = every point's destination (transfers, lots, rejects).
+        check(CONSERVATION_CHECK, "liability_roll_forward: opening + accrued - redeemed", points["before_expiry"],
+              "transferred + residue + rejected + held + unmatched + expired (lots)",
+              points["after"] + points["expired"]),
+        check("points: expired at the cutover, lots = roll-forward", "lots: expired remaining",
+              points["expired"], "liability_roll_forward: sum of expired", points["expired_roll_forward"]),
     ]
     total = t("reconciliation_total")
     ledger_total = dec_sum(total["owed_ledger"]) if "owed_ledger" in total.columns else None
@@ -153,13 +152,12 @@ def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str
               points["rejected"], "lots of members not in member_map", unmapped_lot_points(view)),
         check("transfers: stage 03's record = rows committed", "stage 03 record: transfers",
               (tot("transfers").get("transfers") or {}).get("count"), "staging: unit_transfers",
-              len(t("unit_transfers"))),
+              s.transfers["count"]),
         check("transfers: each goes to a member mapped in stage 02, under its target ID",
-              "transfers whose (legacy id, target id) is in member_map",
-              _in_pairs(t("unit_transfers"), ("legacy_id", "target_id"), t("member_map")), "staging: unit_transfers",
-              len(t("unit_transfers"))),
+              "transfers whose (legacy id, target id) is in member_map", s.transfers["in_member_map"],
+              "staging: unit_transfers", s.transfers["count"]),
         check("transfers: rejects committed = rows in its reject file", "staging: transfer_rejects",
-              len(t("transfer_rejects")), "rejects/transfers.csv", view.reject_files.get("transfers")),
+              s.rows.get("transfer_rejects", 0), "rejects/transfers.csv", view.reject_files.get("transfers")),
     ]
     opening = tot("transfers").get("opening")
     if opening:
@@ -172,9 +170,9 @@ def _transfer_checks(view: RunView, points: dict[str, Decimal]) -> list[dict[str
     return rows
 
 
-def _reward_checks(view: RunView, mapped_ids) -> list[dict[str, Any]]:
+def _reward_checks(view: RunView) -> list[dict[str, Any]]:
     """Stage 04's figures against its tables, its files and stage 02's map (a program with rewards)."""
-    tot, t = view.totals, view.table
+    tot, s = view.totals, view.s
     r = reward_counts(view)
     rows = [
         check("rewards: attributions in stage 04's record = states committed", "stage 04 record: attributions",
@@ -184,15 +182,13 @@ def _reward_checks(view: RunView, mapped_ids) -> list[dict[str, Any]]:
     for state in ("active", "burned", "expired"):
         rows.append(check(f"rewards: {state} in stage 04's record = committed", f"stage 04 record: {state}",
                           states.get(state), f"staging: reward_state {state}", r[state]))
-    attributions = t("reward_attributions")
     rows += [
         check("rewards: every attribution belongs to a member mapped in stage 02", "attributions of mapped members",
-              int(member_of(text_column(attributions, "member_id"), mapped_ids).sum()), "staging: reward_attributions",
-              len(attributions)),
+              s.attributions_of_mapped, "staging: reward_attributions", s.rows.get("reward_attributions", 0)),
         check("rewards: active rewards with a code = coupon codes written", "staging: active codes",
               r["active_with_code"], "output/openloyalty/coupons_*.csv: codes", r["coupon_codes_in_files"]),
         check("rewards: rejects committed = rows in its reject file", "staging: reward_rejects",
-              len(t("reward_rejects")), "rejects/rewards.csv", view.reject_files.get("rewards")),
+              s.rows.get("reward_rejects", 0), "rejects/rewards.csv", view.reject_files.get("rewards")),
         check("rewards: active at the cutover = earned in Splio + waiting + unresolved", "staging: reward_state active",
               r["active"], "staging: reward_import earn rows earned, waiting, unresolved",
               r["earned"] + r["waiting"] + r["unresolved"]),
@@ -214,7 +210,12 @@ HEADLINE_LABELS = {
     "members_not_mapped": "members accepted but not mapped (review list, stage 02)",
     "members_with_points": "members given points", "points_owed_before": "points owed before",
     "points_owed_after": "points owed after", "points_difference": "difference (must be 0)",
-    "points_transferred": "points in unit transfers", "points_expired": "points expired at the cutover (not owed)",
+    "points_transferred": "points transferred (whole points in unit transfers)",
+    "points_expired": "points expired at the cutover (no longer owed)",
+    "points_rejected": "points rejected: members not mapped (itemised)",
+    "points_held_for_review": "points held for review: negative balances",
+    "points_residue": "points left as rounding residue (not transferred)",
+    "points_opening_unmatched": "points of opening rows matched to no member",
     "rewards_active": "rewards active at the cutover (owed)", "rewards_burned": "rewards burned by the cutover",
     "rewards_expired": "rewards expired by the cutover", "coupon_codes": "coupon codes written",
     "rewards_earned_in_splio": "rewards earned in Splio (step two: internal ids, import day)",
@@ -224,7 +225,8 @@ HEADLINE_LABELS = {
     "stages_not_applicable": "stages not applicable to this program (not run)",
 }
 POINTS_FIGURES = ("members_with_points", "points_owed_before", "points_owed_after", "points_difference",
-                  "points_transferred", "points_expired", "opening_conversion_residue")
+                  "points_transferred", "points_expired", "opening_conversion_residue", "points_rejected",
+                  "points_held_for_review", "points_residue", "points_opening_unmatched")
 REWARD_FIGURES = ("rewards_active", "rewards_burned", "rewards_expired", "rewards_earned_in_splio",
                   "rewards_waiting", "coupon_codes")
 
@@ -234,11 +236,15 @@ def headline(view: RunView, points: dict[str, Decimal], conservation: pd.DataFra
     give figures: no points figure for a program without points, no reward figure without rewards;
     ``stages_not_applicable`` names the stages left out."""
     m, r = member_counts(view), reward_counts(view)
+    # points in the order a reviewer follows them: before, where each point went, after, expired
     out = {"members_read": m["read"], "members_accepted": m["accepted"], "members_rejected": m["rejected"],
            "members_migrated": m["mapped"], "members_not_mapped": m["not_mapped"],
            "members_with_points": m["with_points"], "points_owed_before": str(points["before"]),
+           "points_transferred": str(points["transferred"]), "points_residue": str(points["residue"]),
+           "points_rejected": str(points["rejected"]), "points_held_for_review": str(points["review"]),
+           "points_opening_unmatched": str(points["opening_unmatched"]),
            "points_owed_after": str(points["after"]), "points_difference": str(points["difference"]),
-           "points_transferred": str(points["transferred"]), "points_expired": str(points["expired"]),
+           "points_expired": str(points["expired"]),
            "opening_conversion_residue": str(points["opening_residue"]),
            "rewards_active": r["active"], "rewards_burned": r["burned"], "rewards_expired": r["expired"],
            "rewards_earned_in_splio": r["earned"], "rewards_waiting": r["waiting"] + r["unresolved"],

@@ -1,8 +1,9 @@
 """Stage 05's logic: the sign-off figures, computed from what the earlier stages left behind.
 
-Pure: a :class:`RunView` (the stages' JSON records, the staging tables the report needs, stage 00's
-record of the frozen inputs, and a few counts taken from the files on disk) in, frames and dicts out.
-The step module (``report.step``) gathers the view; the notebook shows what these functions return.
+Pure: a :class:`RunView` (the stages' JSON records, the small staging tables the report shows, the
+counts and exact sums SQLite took over the large ones (:class:`TableSums`), stage 00's record of the
+frozen inputs, and a few counts taken from the files on disk) in, frames and dicts out. The step
+module (``report.step``) gathers the view; the notebook shows what these functions return.
 
 The report does not trust any single stage's bookkeeping: each cross-stage check puts a figure one
 stage recorded next to the same figure derived from another source (another stage's tables, the
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.model import ADDING, SPENDING, STAGE_NAMES, notebook_name
+from loyalty_toolkit.model import STAGE_NAMES, notebook_name
 from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.sources.ledger.parse import POINTS_SCALE, plain_decimal
 from loyalty_toolkit.store import stored_decimal
@@ -36,16 +37,44 @@ CONSUMER = {"members": "members", "ledger": "transfers", "opening_balances": "tr
 
 
 @dataclass
+class TableSums:
+    """What the report needs from the large staging tables (``lots``, ``unit_transfers``, the
+    per-member tables), counted and summed by SQLite (``store.report_queries``, gathered by
+    ``report.step.table_sums``): at a million members the tables themselves are gigabytes."""
+
+    rows: dict[str, int]  # table -> rows (absent table: 0)
+    transfers: dict[str, int]  # report_queries.transfer_figures: count, points, residue_units, ...
+    lots: dict[str, int]  # report_queries.lot_figures: expired_units, unmapped_live_units, ...
+    amounts: dict[str, Decimal]  # "table.column" -> the exact sum of that amount column
+    mapped_in_members: int  # member_map rows whose legacy id is a row of members
+    attributions_of_mapped: int  # reward_attributions rows whose member is in member_map
+    owed_per_member: np.ndarray  # int64 micro-points owed per member (balance bands)
+    expiry_months: pd.DataFrame  # live lots per month of expiry: month, lots, members, units
+
+    def amount(self, table: str, column: str) -> Decimal:
+        """The exact sum of ``table.column`` (0 when the table is absent: its stage did not apply)."""
+        return self.amounts.get(f"{table}.{column}", Decimal(0))
+
+
+@dataclass
 class RunView:
     """What stage 05 reads from a run dir, gathered by the step module."""
 
     records: dict[str, dict[str, Any]]  # stage -> RUN_DIR/stages/NN_stage.json (absent: the stage never recorded)
-    tables: dict[str, pd.DataFrame]  # staging tables by name
+    tables: dict[str, pd.DataFrame]  # the small staging tables by name (the large ones: ``sums``)
     inputs: dict[str, dict[str, Any]]  # inputs/inputs.json (stage 00's counts of each frozen file)
     completed: set[str] = field(default_factory=set)  # stages committed in the staging database (_stages)
     reject_files: dict[str, int] = field(default_factory=dict)  # stage -> rows in rejects/<stage>.csv
     coupon_codes: set[str] = field(default_factory=set)  # the codes in output/openloyalty/coupons_*.csv
     not_applicable: dict[str, str] = field(default_factory=dict)  # stage -> why the program does not need it
+    sums: TableSums | None = None  # the large tables' counts and sums
+
+    @property
+    def s(self) -> TableSums:
+        """The large tables' counts and sums; a view gathered without them cannot give a figure."""
+        if self.sums is None:
+            raise ValueError("the run view has no table sums: gather it with report.step.read_view")
+        return self.sums
 
     def applies(self, stage: str) -> bool:
         """Whether the program needs ``stage`` (a not-applicable stage never ran and is not signed)."""
@@ -85,6 +114,9 @@ def _ints(frame: pd.DataFrame, name: str) -> np.ndarray:
 def points_conservation(view: RunView) -> dict[str, Decimal]:
     """Points owed before and after the migration, summed from stage 03's staging tables.
 
+    ``before_expiry`` (the roll-forward's opening + accrued - redeemed) is what the books held
+    before the cutover expired anything: it must equal after + expired, expired taken from the lots.
+
     Before: the ledger's balances (``reconciliation_total.owed_ledger``) + the opening balances read.
     After: whole points in the unit transfers (adding - spending) + the rounding residue of every
     transfer (zero-point ones too) + points of members stage 02 did not map (itemised per member) +
@@ -92,28 +124,28 @@ def points_conservation(view: RunView) -> dict[str, Decimal]:
     balances' conversion (revenue -> points, rounded once) is shown beside them: exact = points +
     conversion residue, so the points the rounding took are accounted for too.
     """
-    t = view.table
-    rows = pd.concat([t("unit_transfers"), t("unit_transfers_zero")], ignore_index=True)
-    sign = np.where(text_column(rows, "type") == SPENDING, -1, 1)
-    emitted = t("unit_transfers")
-    e_sign = np.where(text_column(emitted, "type") == SPENDING, -1, 1)
-    ledger = dec_sum(_column(t("reconciliation_total"), "owed_ledger"))
-    opening = dec_sum(_column(t("opening_balances"), "points"))
-    opening_exact = dec_sum(_column(t("opening_balances"), "points_exact"))
-    opening_residue = dec_sum(_column(t("opening_balances"), "residue"))
-    transferred = Decimal(int(e_sign @ _ints(emitted, "points")))
-    residue = Decimal(int(sign @ _ints(rows, "residue_units"))).scaleb(-6)
-    rejected = dec_sum(_column(t("transfer_per_member"), "rejected"))
-    review = -dec_sum(_column(t("transfer_review"), "deficit"))
-    unmatched = dec_sum(_column(t("opening_unmatched"), "points"))
+    s = view.s
+    ledger = dec_sum(_column(view.table("reconciliation_total"), "owed_ledger"))
+    opening = s.amount("opening_balances", "points")
+    opening_exact = s.amount("opening_balances", "points_exact")
+    opening_residue = s.amount("opening_balances", "residue")
+    transferred = Decimal(s.transfers["points"])
+    residue = Decimal(s.transfers["residue_units"]).scaleb(-6)
+    rejected = s.amount("transfer_per_member", "rejected")
+    review = -s.amount("transfer_review", "deficit")
+    unmatched = s.amount("opening_unmatched", "points")
     before = ledger + opening
     after = transferred + residue + rejected + review + unmatched
-    lots = t("lots")
-    expired = Decimal(int(_ints(lots, "remaining_units")[text_column(lots, "status") == "expired"].sum())).scaleb(-6)
+    expired = Decimal(s.lots["expired_units"]).scaleb(-6)
+    rf = view.table("liability_roll_forward")
     out = {"ledger_owed": ledger, "opening": opening, "before": before, "transferred": transferred,
            "residue": residue, "rejected": rejected, "review": review, "opening_unmatched": unmatched,
            "after": after, "difference": before - after, "expired": expired, "opening_exact": opening_exact,
-           "opening_residue": opening_residue}
+           "opening_residue": opening_residue,
+           # the roll-forward's side of the conservation that includes expiry (stage 05's checks tie them)
+           "before_expiry": dec_sum(_column(rf, "opening")) + dec_sum(_column(rf, "accrued"))
+           - dec_sum(_column(rf, "redeemed")),
+           "expired_roll_forward": dec_sum(_column(rf, "expired"))}
     return {k: plain_decimal(v) for k, v in out.items()}
 
 
@@ -136,21 +168,71 @@ def points_table(points: dict[str, Decimal]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "points"]).astype({"points": object})
 
 
-def member_of(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Per value: is it one of ``wanted`` (str equality). A hash join: ``np.isin`` over object
-    arrays compares every value with every wanted one, hours at a million ids."""
-    return pd.Series(values, dtype=object).isin(pd.Series(wanted, dtype=object)).to_numpy(dtype=bool)
+# Each stage's reject table and file; the points a transfer reject carries come from the
+# conservation's parts (a refused ledger or opening row never became points owed).
+REJECT_TABLES = {"members": "member_rejects", "transfers": "transfer_rejects", "rewards": "reward_rejects"}
+REJECT_REASON_COLUMNS = ("stage", "reason_code", "rows", "points", "file")
+
+
+def rejects_by_reason(view: RunView, points: dict[str, Decimal]) -> pd.DataFrame:
+    """Rejected rows per stage and reason code, with the points they hold back where they hold any:
+    ``MEMBER_UNMAPPED`` the rejected points, ``NEGATIVE_BALANCE`` the deficits held for review, an
+    opening row matched to no member its points; ``points`` is None for a row refused before it
+    owed anything. ``file`` is the reject file (relative to the run dir) listing the rows."""
+    unmatched = view.table("opening_unmatched")
+    by_code = {str(c): dec_sum(g) for c, g in _column(unmatched, "points").groupby(
+        text_column(unmatched, "reason_code"))} if len(unmatched) else {}
+    carried = {"MEMBER_UNMAPPED": points.get("rejected"), "NEGATIVE_BALANCE": points.get("review"), **by_code}
+    rows = []
+    for stage, table in REJECT_TABLES.items():
+        if not view.applies(stage):
+            continue
+        codes = pd.Series(text_column(view.table(table), "reason_code"), dtype=object)
+        for code, n in codes[codes != ""].value_counts().sort_index().items():
+            held = carried.get(str(code)) if stage == "transfers" else None
+            rows.append({"stage": notebook_name(stage), "reason_code": str(code), "rows": int(n),
+                         "points": None if held is None else plain_decimal(held), "file": f"rejects/{stage}.csv"})
+    return pd.DataFrame(rows, columns=list(REJECT_REASON_COLUMNS))
+
+
+WATERFALL_COLUMNS = ("label", "value", "kind")
+
+
+def points_waterfall(points: dict[str, Decimal]) -> pd.DataFrame:
+    """Where every point went, as waterfall steps: what the books held before the cutover, minus
+    what expired, is the points owed before; each destination then takes its part (a negative
+    balance held for review gives back), and what is left unaccounted must be 0."""
+    p = points
+    rows = [("held before the cutover (roll-forward)", p["before_expiry"], "total"),
+            ("expired at the cutover", -p["expired"], "step"),
+            ("POINTS OWED BEFORE", p["before"], "total"),
+            ("transferred", -p["transferred"], "step"),
+            ("rounding residue", -p["residue"], "step"),
+            ("rejected (not mapped)", -p["rejected"], "step"),
+            ("held for review", -p["review"], "step"),
+            ("opening rows unmatched", -p["opening_unmatched"], "step"),
+            ("left unaccounted (must be 0)", p["difference"], "total")]
+    if not p["opening_unmatched"]:
+        rows = [r for r in rows if r[0] != "opening rows unmatched"]
+    return pd.DataFrame(rows, columns=list(WATERFALL_COLUMNS))
+
+
+def roll_forward_waterfall(tied: pd.DataFrame) -> pd.DataFrame:
+    """The liability roll-forward of every center and program together (:func:`roll_forward`'s total
+    row) as waterfall steps: opening + accrued - redeemed - expired = closing."""
+    if tied.empty:
+        return pd.DataFrame(columns=list(WATERFALL_COLUMNS))
+    t = tied.iloc[-1]
+    return pd.DataFrame([("opening balances", t["opening"], "total"), ("accrued", t["accrued"], "step"),
+                         ("redeemed", -t["redeemed"], "step"), ("expired", -t["expired"], "step"),
+                         ("closing liability", t["closing"], "total")], columns=list(WATERFALL_COLUMNS))
 
 
 def unmapped_lot_points(view: RunView) -> Decimal:
     """Points the lots hold for members stage 02 did not map (open + pending - deficit): what stage 03
     must have rejected for them, derived from the lots instead of the transfer engine."""
-    mapped = text_column(view.table("member_map"), "legacy_id")
-    lots, bal = view.table("lots"), view.table("lot_balances")
-    live = np.isin(text_column(lots, "status"), ("open", "pending"))
-    out_lots = live & ~member_of(text_column(lots, "user_id"), mapped)
-    out_bal = ~member_of(text_column(bal, "user_id"), mapped)
-    total = int(_ints(lots, "remaining_units")[out_lots].sum()) - int(_ints(bal, "deficit_units")[out_bal].sum())
+    lots = view.s.lots
+    total = lots["unmapped_live_units"] - lots["unmapped_deficit_units"]
     return plain_decimal(Decimal(total).scaleb(-POINTS_SCALE))
 
 
@@ -199,13 +281,12 @@ def roll_forward(rf: pd.DataFrame) -> pd.DataFrame:
 
 def member_counts(view: RunView) -> dict[str, int]:
     """Members read (stage 00's count of the frozen export) -> accepted -> mapped -> given points."""
-    transfers = view.table("unit_transfers")
-    adding = (text_column(transfers, "type") == ADDING) & (_ints(transfers, "points") > 0)
+    s = view.s
     read = (view.inputs.get("members") or {}).get("rows_kept")
-    members, mapped = len(view.table("members")), len(view.table("member_map"))
+    members, mapped = s.rows.get("members", 0), s.rows.get("member_map", 0)
     return {"read": int(read) if read is not None else 0, "accepted": members,
-            "rejected": len(view.table("member_rejects")), "mapped": mapped, "not_mapped": members - mapped,
-            "with_points": len(set(text_column(transfers, "legacy_id")[adding].tolist()))}
+            "rejected": s.rows.get("member_rejects", 0), "mapped": mapped, "not_mapped": members - mapped,
+            "with_points": s.transfers["members_with_points"]}
 
 
 def member_funnel(counts: dict[str, int]) -> pd.DataFrame:
@@ -240,7 +321,7 @@ def row_conservation(view: RunView) -> pd.DataFrame:
     legacy exports and are left out; an input that no stage accounts for shows 0 accepted, 0 rejected.
     """
     consumed: dict[str, tuple[str, int, int]] = {
-        "members": ("members", len(view.table("members")), len(view.table("member_rejects")))}
+        "members": ("members", view.s.rows.get("members", 0), view.s.rows.get("member_rejects", 0))}
     for stage, name in (("transfers", "transfer_conservation"), ("rewards", "reward_conservation")):
         t = view.table(name)
         for inp, acc, rej in zip(text_column(t, "input"), _ints(t, "rows_accepted"), _ints(t, "rows_rejected")):

@@ -2,8 +2,9 @@
 
 This step reads what stages 00-04 left in the run dir (only the stages the program needs: a stage
 ``Config.stage_plan`` marks not applicable never ran, and its figures and checks are left out) (their records in ``RUN_DIR/stages/``, the
-staging tables through :class:`StagingStore`, stage 00's ``inputs/inputs.json``, the reject files
-and the coupon files written) and computes, with the pure modules ``stages/report/figures.py`` and
+small staging tables through :class:`StagingStore` and the counts and sums SQLite takes over the
+large ones (``store.report_queries``: the lots, the transfers and the per-member tables are never
+loaded), stage 00's ``inputs/inputs.json``, the reject files and the coupon files written) and computes, with the pure modules ``stages/report/figures.py`` and
 ``stages/report/checks.py``: the headline figures, row conservation per input file, points
 conservation recomputed from stage 03's tables, the liability roll-forward, every stage's gate
 outcome, and the cross-stage checks. Its own critical gate (``expectations/report.*.json``):
@@ -19,34 +20,36 @@ from __future__ import annotations
 import csv
 import html
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from loyalty_toolkit.model import notebook_name
-from loyalty_toolkit.shared.liability import balance_bands, expiry_calendar
+from loyalty_toolkit.shared.liability import NEVER, bands, month_names, month_starts, months
 from loyalty_toolkit.stages.context import StageContext, StageFigures
 from loyalty_toolkit.stages.report import checks as report_checks
 from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.store import StagingStore, report_queries
 from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, read_coupon_file
 
-# The staging tables the report reads, with the columns it needs (None: every column; small tables).
+# The staging tables the report reads whole, with the columns it needs (None: every column): one
+# row per input file, center, program or reward, never per member, lot or transfer.
 TABLES: dict[str, list[str] | None] = {
-    "members": ["legacy_id"], "member_rejects": ["line"], "member_map": ["legacy_id", "target_id"],
     "transfer_conservation": None, "reward_conservation": None, "reconciliation_total": None,
     "reconciliation_center": None, "reconciliation_program": None, "liability_roll_forward": None,
-    "opening_balances": None, "opening_unmatched": None, "transfer_per_member": ["rejected"],
-    "transfer_review": None, "transfer_outputs": None, "transfer_rejects": ["line"],
-    "unit_transfers": ["legacy_id", "target_id", "type", "points", "residue_units"],
-    "unit_transfers_zero": ["type", "residue_units"],
-    "lots": ["user_id", "status", "remaining_units", "source", "expires_at_utc"],
-    "lot_balances": ["user_id", "balance_units", "deficit_units"],
-    "reward_state": ["attribution_id", "state"], "reward_attributions": ["member_id"], "reward_rejects": ["line"],
-    "reward_import": ["kind", "state", "fate"],
+    "transfer_outputs": None, "reward_state": ["attribution_id", "state"], "reward_import": ["kind", "state", "fate"],
+    # reason codes only, for the rejects by reason (one short text per reject row)
+    "member_rejects": ["reason_code"], "transfer_rejects": ["reason_code"], "reward_rejects": ["reason_code"],
 }
+# The tables it only counts, and the amount columns it sums exactly (``report.TableSums``).
+COUNTED = ("members", "member_rejects", "member_map", "transfer_rejects", "reward_attributions", "reward_rejects")
+AMOUNTS = (("opening_balances", "points"), ("opening_balances", "points_exact"), ("opening_balances", "residue"),
+           ("transfer_per_member", "rejected"), ("transfer_review", "deficit"), ("opening_unmatched", "points"))
+EXPIRY = "expires_at_utc"
 REJECT_FILES = ("members", "transfers", "rewards")
 
 
@@ -59,6 +62,7 @@ class ReportOutcome:
     gates: pd.DataFrame  # one row per earlier stage
     figures_: dict  # the headline figures (JSON-ready)
     timezone: str  # the ledger's, for the expiry calendar
+    rejects: pd.DataFrame  # rejected rows per stage and reason code, with the points they hold back
     show_pii: bool = False
 
     # -- figures -------------------------------------------------------------------------------
@@ -72,12 +76,18 @@ class ReportOutcome:
                     "input_files": len(self.conservation),
                     "input_files_accounted": int(self.conservation["agree"].sum()),
                     "warnings": int(pd.to_numeric(self.gates["warnings"]).sum()),
-                    "points": {k: str(v) for k, v in self.points.items()}})
+                    "points": {k: str(v) for k, v in self.points.items()},
+                    "rejects_by_reason": [{k: (None if v is None else str(v) if isinstance(v, Decimal) else v)
+                                           for k, v in r.items()} for r in self.rejects.to_dict("records")]})
 
     # -- notebook tables -----------------------------------------------------------------------
 
     def headline(self) -> pd.DataFrame:
         return report_checks.headline_table(self.figures_)
+
+    def rejects_by_reason(self) -> pd.DataFrame:
+        """Rejected rows per stage and reason, the points they hold back and the file listing them."""
+        return self.rejects
 
     def not_applicable(self) -> pd.DataFrame:
         """The stages this program does not need and why (none for a full program)."""
@@ -110,6 +120,18 @@ class ReportOutcome:
         return self._ran("transfers", report.by_key(self.view.table("reconciliation_program"),
                                                     self.view.table("reconciliation_total"), "program"))
 
+    def points_waterfall(self) -> pd.DataFrame:
+        """Where every point owed before went (waterfall steps); empty for a program without points."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=list(report.WATERFALL_COLUMNS))
+        return report.points_waterfall(self.points)
+
+    def roll_forward_waterfall(self) -> pd.DataFrame:
+        """The liability roll-forward of all centers together (waterfall steps)."""
+        if not self.view.applies("transfers"):
+            return pd.DataFrame(columns=list(report.WATERFALL_COLUMNS))
+        return report.roll_forward_waterfall(report.roll_forward(self.view.table("liability_roll_forward")))
+
     def roll_forward(self) -> pd.DataFrame:
         return self._ran("transfers", report.roll_forward(self.view.table("liability_roll_forward")))
 
@@ -118,14 +140,14 @@ class ReportOutcome:
         empty for a program without points."""
         if not self.view.applies("transfers"):
             return pd.DataFrame(columns=["balance", "members", "points"])
-        return balance_bands(self.view.table("lot_balances"), self.view.table("lots"))
+        return bands(self.view.s.owed_per_member)
 
     def expiry_calendar(self) -> pd.DataFrame:
         """Open and pending points by the month they expire, in the ledger's timezone; empty for a
         program without points."""
         if not self.view.applies("transfers"):
             return pd.DataFrame(columns=["month", "points"])
-        return expiry_calendar(self.view.table("lots"), self.timezone)
+        return months([self.view.s.expiry_months])
 
     def rewards(self) -> pd.DataFrame:
         r = report.reward_counts(self.view)
@@ -170,7 +192,20 @@ class ReportOutcome:
         return report.warnings_raised(self.view)
 
     def cross_stage_checks(self) -> pd.DataFrame:
-        return self.checks
+        """The checks as a reader sees them: figures as numbers (aligned, with separators), the
+        texts (a status) as they are; ``self.checks`` keeps the exact text the gate compares."""
+        out = self.checks.copy()
+        for col in ("left_value", "right_value"):
+            out[col] = pd.Series([_as_number(v) for v in out[col].tolist()], index=out.index, dtype=object)
+        return out
+
+
+def _as_number(text: str):
+    """``"447412.3"`` -> Decimal (exact); anything else (``passed``, ``missing``) unchanged."""
+    try:
+        return Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
+        return text
 
 
 # -- run ---------------------------------------------------------------------------------------
@@ -187,6 +222,7 @@ def read_view(ctx: StageContext) -> report.RunView:
     for name, columns in TABLES.items():
         if store.has_table(name):
             tables[name] = store.read_table(name, columns=columns)
+    ledger = ctx.config.sources.ledger
     reject_files = {s: count_csv_records(p) for s in REJECT_FILES
                     if (p := ctx.run_dir / "rejects" / f"{s}.csv").is_file()}
     codes: set[str] = set()
@@ -195,7 +231,35 @@ def read_view(ctx: StageContext) -> report.RunView:
     plan = ctx.config.stage_plan()
     return report.RunView(records=records, tables=tables, inputs=ctx.frozen_inputs(),
                           completed=set(store.completed_stages()), reject_files=reject_files, coupon_codes=codes,
-                          not_applicable={s: why for s, why in plan.items() if why and s in report.EARLIER_STAGES})
+                          not_applicable={s: why for s, why in plan.items() if why and s in report.EARLIER_STAGES},
+                          sums=table_sums(store, ledger.timezone if ledger is not None else "UTC"))
+
+
+def table_sums(store: StagingStore, timezone: str) -> report.TableSums:
+    """The counts and exact sums the report takes over the large staging tables, computed by SQLite;
+    the expiry calendar's months in ``timezone`` (the ledger's). The lots' figures are taken on a
+    second connection in a second thread meanwhile: SQLite lets go of the GIL while it runs a query,
+    so on two cores the two halves take the time of the longer one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        on_lots = pool.submit(_lot_sums, store.path, timezone)
+        rest = {"rows": {name: report_queries.row_count(store, name) for name in COUNTED},
+                "transfers": report_queries.transfer_figures(store),
+                "amounts": {f"{t}.{c}": report_queries.exact_sum(store, t, c) for t, c in AMOUNTS},
+                "mapped_in_members": report_queries.count_in(store, "member_map", "legacy_id", "members", "legacy_id"),
+                "attributions_of_mapped": report_queries.count_in(store, "reward_attributions", "member_id",
+                                                                  "member_map", "legacy_id"),
+                "owed_per_member": report_queries.owed_per_member(store)}
+        lots, months_ = on_lots.result()
+    return report.TableSums(lots=lots, expiry_months=months_, **rest)
+
+
+def _lot_sums(path: Path, timezone: str) -> tuple[dict, pd.DataFrame]:
+    """:func:`report_queries.lot_figures` and the expiry calendar's months, on a connection of their own."""
+    with StagingStore(path) as store:
+        lots = report_queries.lot_figures(store, EXPIRY)
+        months_ = pd.DataFrame(_expiry_months(store, timezone, lots),
+                               columns=["label", "lots", "members", "units", "opening_units"]).rename(columns={"label": "month"})
+    return {k: v for k, v in lots.items() if k.endswith("_units")}, months_
 
 
 def count_csv_records(path: Path) -> int:
@@ -214,7 +278,8 @@ def run(ctx: StageContext) -> ReportOutcome:
     return ReportOutcome(view=view, points=points, conservation=conservation, checks=checks,
                          gates=report.stage_gates(view),
                          figures_=report_checks.headline(view, points, conservation),
-                         timezone=ledger.timezone if ledger is not None else "UTC", show_pii=ctx.show_pii)
+                         timezone=ledger.timezone if ledger is not None else "UTC",
+                         rejects=report.rejects_by_reason(view, points), show_pii=ctx.show_pii)
 
 
 # -- gate and commit ---------------------------------------------------------------------------
@@ -255,3 +320,18 @@ def _store_tables(outcome: ReportOutcome) -> dict[str, pd.DataFrame]:
 def commit(ctx: StageContext, outcome: ReportOutcome, gate_report) -> None:
     """Record the figures and commit the report tables; raises GateFailed on a critical failure."""
     ctx.finish(gate_report, outcome.figures(), _store_tables(outcome))
+
+
+def _expiry_months(store: StagingStore, timezone: str, lots: dict) -> list[dict]:
+    """Live lots per month of expiry in ``timezone`` (``lots``: ``report_queries.lot_figures``, which
+    found the first and last expiry and whether all are ISO UTC text of stage 03's layout). SQLite
+    puts each lot in its month by comparing its text with the months' first instants, a few
+    comparisons a lot; should a value be of another layout, each distinct value is converted here
+    instead (slower; any ISO text)."""
+    if lots["expiry_other_layout"]:
+        instants = report_queries.live_lot_instants(store, EXPIRY)
+        labels = dict(zip(instants, month_names(np.asarray(instants, dtype=object), timezone).tolist()))
+        return report_queries.live_lots_by_label(store, EXPIRY, labels)
+    first, last = lots["first_expiry"], lots["last_expiry"]
+    starts, names = month_starts(first, last, timezone) if first and last else ([], [])
+    return report_queries.live_lots_by_range(store, EXPIRY, starts, names, NEVER)

@@ -17,7 +17,8 @@ same card), and writes, pending the gate:
   legacy dates, a history export outside Splio's rules;
 - ``output/openloyalty/coupons_<reward external_id>.csv``: the codes (Splio attribution ids) of
   the rewards still active and unused at the cutover, one file per reward. Open Loyalty documents
-  its coupon import as a "CSV of codes"; the file holds one code per line, no header.
+  its coupon import as a "CSV of codes"; the file holds one code per line, no header (profile
+  ``hosted``), or the codes separated by ``;`` (profile ``oss-3``), split below the profile's upload limit.
 
 Row conservation is a critical gate computed independently: the rows stage 00 counted in each
 frozen file equal that file's accepted + rejected rows. The rows written to the output files are
@@ -42,6 +43,7 @@ from loyalty_toolkit.stages.rewards.import_steps import master_ids, require_impo
 from loyalty_toolkit.stages.rewards.splio_import import RewardImport, plan_import
 from loyalty_toolkit.stages.rewards.validation import STATES, RewardsResult, validate_all
 from loyalty_toolkit.targets.ol_coupons import COUPON_PREFIX, coupon_file_name, read_coupon_file, write_coupon_files
+from loyalty_toolkit.targets.ol_profiles import profile_of
 from loyalty_toolkit.targets.splio import MAX_OBJECTS, write_rewards
 
 CONSERVATION_COLUMNS = ("input", "file", "scope", "rows_read", "rows_parsed", "rows_accepted", "rows_rejected",
@@ -307,7 +309,9 @@ def run(ctx: StageContext) -> RewardsOutcome:
                    "burnreward": (imp.history_burn, imp.burn_columns)}
         history_files = _write_splio(history, files, ctx.output_dir("splio_history"), day)
     coupons = _coupons(result, member_map)
-    coupon_files = write_coupon_files(coupons, ctx.output_dir("openloyalty"))
+    target = profile_of(ctx.config)  # the coupon file's format and upload limit are the profile's
+    coupon_files = write_coupon_files(coupons, ctx.output_dir("openloyalty"), separator=target.coupon_separator(),
+                                      max_file_bytes=target.upload_limit_bytes())
 
     by_name = {f"rewards/{f.name.filename}": f for f in files}
     conservation = _conservation(names, frozen, by_name, result)

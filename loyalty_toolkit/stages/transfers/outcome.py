@@ -20,12 +20,20 @@ from loyalty_toolkit.shared import liability
 from loyalty_toolkit.sources.ledger.parse import plain_decimal, units_to_decimal
 from loyalty_toolkit.sources.opening_balances import OpeningParse
 from loyalty_toolkit.stages.context import StageFigures
-from loyalty_toolkit.stages.transfers import view
+from loyalty_toolkit.stages.transfers import target_hold, view
 from loyalty_toolkit.stages.transfers.engine import TransferResult
 from loyalty_toolkit.stages.transfers.lots import FALLBACK_METHODS, LotResult
 from loyalty_toolkit.stages.transfers.slices import SliceTotals, value_counts
 from loyalty_toolkit.store import PendingTables
 from loyalty_toolkit.store.lookup import StagingReader
+
+
+def held_summary(held: pd.DataFrame | None) -> dict:
+    """Members held back in stage 01 and their points, which are held (itemised), never missing."""
+    if held is None or held.empty:
+        return {"members": 0, "points": "0"}
+    return {"members": int(held["legacy_id"].nunique()),
+            "points": plain_decimal(sum((Decimal(str(p)) for p in held["points"]), Decimal(0)))}
 
 
 @dataclass
@@ -55,6 +63,7 @@ class TransfersOutcome:
     settings: dict = field(default_factory=dict)  # granularity, rounding, negative_balance, point_value...
     phones_reread: int = 0
     show_pii: bool = False
+    held: pd.DataFrame | None = None  # points of members held back in stage 01, per member and rule
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -121,6 +130,7 @@ class TransfersOutcome:
                 "negative_balances": {"members": len(neg), "points": str(_dec(int(neg["deficit_units"].sum()))),
                                       "mode": s.get("negative_balance")},
                 "rejected_lots": len(tr.rejects), "held_for_review": len(tr.review),
+                "held_by_target": held_summary(self.held),
                 "rejects_by_reason": value_counts(self.rejects["reason_code"]),
                 "liability_per_center": liability,
                 "cross_center": {"allocations": int(cross["allocations"].sum()),
@@ -129,6 +139,32 @@ class TransfersOutcome:
             })
 
     # -- notebook tables -----------------------------------------------------------------------
+
+    def target_changes(self) -> pd.DataFrame:
+        """Per month: the points whose expiry or unlock the target moves (it ignores them: oss-3), and
+        what the target shows beside what the legacy program owes. Empty when the profile keeps them."""
+        if not self.slices.target_hold:
+            return pd.DataFrame(columns=list(target_hold.TABLE_COLUMNS))
+        return target_hold.table(self.slices.hold_parts, import_at=self.cutover, tz=self.timezone)
+
+    def target_member_changes(self, n: int = 20) -> pd.DataFrame:
+        """The members whose balance the target shows otherwise (available at the import, expiring
+        earlier or later than the legacy program owes), most points expiring earlier first."""
+        parts = [p for p in self.slices.hold_members if len(p)]
+        if not parts:
+            return pd.DataFrame(columns=list(target_hold.MEMBER_COLUMNS))
+        whole = pd.concat(parts, ignore_index=True)
+        return (whole.sort_values(["expires_earlier", "legacy_id"], ascending=[False, True], kind="stable")
+                .head(n).reset_index(drop=True))
+
+    def target_moved_points(self) -> int:
+        """Points whose expiry or unlock the target moves (the warning expectation's figure)."""
+        t = self.target_changes()
+        return int(t["expiry_changed"].fillna(0).sum() + t["unlock_changed"].fillna(0).sum()) if len(t) else 0
+
+    def held_by_target(self) -> pd.DataFrame:
+        """Per member held back in stage 01 (the target profile refuses it): the rule and the points held."""
+        return self.held if self.held is not None else pd.DataFrame(columns=["legacy_id", "rule_id", "points"])
 
     def counts(self) -> pd.DataFrame:
         return view.counts(self.figures(), self.points())

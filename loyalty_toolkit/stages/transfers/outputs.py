@@ -88,14 +88,16 @@ class TransferFiles:
     keeps no frame. A failed write removes every part written (``abort`` does the same, and so does
     an exception inside a ``with`` block)."""
 
-    def __init__(self, directory: Path, formats: Collection[str]):
+    def __init__(self, directory: Path, formats: Collection[str], *, max_file_bytes: int | None = None):
         self._writers: list[tuple[str, TransferFileWriter, Callable]] = []
         self._rows, self._points = 0, 0
+        limit = {"max_file_bytes": max_file_bytes}  # the target profile's upload limit: parts below it
         try:
             if "json" in formats:
-                self._writers.append((JSON_NAME, TransferFileWriter(directory / JSON_NAME, "json"), json_items))
+                self._writers.append((JSON_NAME, TransferFileWriter(directory / JSON_NAME, "json", **limit),
+                                      json_items))
             if "xml" in formats:
-                self._writers.append((XML_NAME, TransferFileWriter(directory / XML_NAME, "xml"), xml_items))
+                self._writers.append((XML_NAME, TransferFileWriter(directory / XML_NAME, "xml", **limit), xml_items))
         except BaseException:
             self.abort()
             raise
@@ -141,11 +143,12 @@ class TransferFiles:
             self.abort()
 
 
-def write_transfer_files(transfers: pd.DataFrame, directory: Path,
-                         formats: Collection[str]) -> tuple[list[Path], list[dict]]:
-    """Write the unit transfers in each configured format (JSON, then XML) into ``directory``;
-    returns the files written and, per format, its ``output_row`` read back from those files."""
-    files = TransferFiles(directory, formats)
+def write_transfer_files(transfers: pd.DataFrame, directory: Path, formats: Collection[str], *,
+                         max_file_bytes: int | None = None) -> tuple[list[Path], list[dict]]:
+    """Write the unit transfers in each configured format (JSON, then XML) into ``directory``, each
+    split below ``max_file_bytes``; returns the files written and, per format, its ``output_row``
+    read back from those files."""
+    files = TransferFiles(directory, formats, max_file_bytes=max_file_bytes)
     files.write(transfers)
     return files.close()
 

@@ -26,7 +26,7 @@ from loyalty_toolkit.model import ADDING, PENDING, SPENDING
 from loyalty_toolkit.shared import liability
 from loyalty_toolkit.shared.frames import text_column
 from loyalty_toolkit.sources.ledger.parse import units_to_decimal
-from loyalty_toolkit.stages.transfers import view
+from loyalty_toolkit.stages.transfers import target_hold, view
 from loyalty_toolkit.stages.transfers.engine import TransferResult
 from loyalty_toolkit.stages.transfers.lots import LotResult, category_codes
 from loyalty_toolkit.stages.transfers.reconcile import cross_center_parts, cross_center_total
@@ -129,6 +129,9 @@ class SliceTotals:
     residue_units: int = 0  # their signed residue, from the rows
     residue_total: Decimal = Decimal(0)  # the engine's own, emitted and zero-point
     slices: int = 0
+    target_hold: dict | None = None  # what the target ignores and its settings (target_hold.month_parts)
+    hold_parts: list[pd.DataFrame] = field(default_factory=list)
+    hold_members: list[pd.DataFrame] = field(default_factory=list)
 
     def add_lots(self, lots: LotResult, all_lots: pd.DataFrame, n_opening: int) -> None:
         """A slice's lot engine output and its lots with the slice's opening lots."""
@@ -168,6 +171,9 @@ class SliceTotals:
         self.residue_total += result.residue_total
         if sum(len(s) for s in self.transfer_sample) < SAMPLE_ROWS:
             self.transfer_sample.append(t.head(SAMPLE_ROWS))
+        if self.target_hold:
+            self.hold_parts.append(target_hold.month_parts(t, **self.target_hold))
+            self.hold_members.append(target_hold.member_parts(t, **self.target_hold))
         self.zero.append(result.zero)
         self.rejects.append(result.rejects)
         self.review.append(result.review)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loyalty_toolkit.config import LedgerSource
+from loyalty_toolkit.config import LedgerSource, yaml_position
 from loyalty_toolkit.errors import ConfigError
 from loyalty_toolkit.model import REJECT_COLUMNS
 from loyalty_toolkit.shared.frames import text_column
@@ -52,6 +52,7 @@ from loyalty_toolkit.stages.transfers.checks import (
     transfers_check,
 )
 from loyalty_toolkit.stages.transfers.engine import (
+    MEMBER_UNMAPPED,
     NEGATIVE_BALANCE,
     OPENING_CENTER,
     OPENING_LOT_COLUMNS,
@@ -70,6 +71,7 @@ from loyalty_toolkit.stages.transfers.outputs import (
 from loyalty_toolkit.stages.transfers.reconcile import RECONCILE_COLUMNS, Reconciliation
 from loyalty_toolkit.stages.transfers.slices import SLICE_ENTRIES, SliceTotals, plan_slices
 from loyalty_toolkit.store import PendingTables
+from loyalty_toolkit.targets.ol_profiles import profile_of
 from loyalty_toolkit.store.spool import background_pending
 
 # The lots' int64 time twins: what the engine reads, not what the staging table keeps.
@@ -128,12 +130,17 @@ def run(ctx: StageContext, *, slice_entries: int = SLICE_ENTRIES) -> TransfersOu
 
     # member slice by member slice (stages/transfers/slices.py): the lots, allocations and transfers
     # of a slice are written and dropped before the next; what stays is per member or summed
+    target = profile_of(cfg)
+    formats = _formats(cfg, target)
+    hold = _target_settings(cfg, target)
     settings = {"granularity": tcfg.granularity, "rounding": tcfg.rounding, "negative_balance": tcfg.negative_balance,
-                "wallet_type_code": tcfg.wallet_type_code, "formats": list(tcfg.formats),
+                "wallet_type_code": tcfg.wallet_type_code, "formats": formats, "target_ignores": hold,
                 "point_value": tcfg.point_value, "currency": tcfg.currency, "cutover": cutover.isoformat()}
     plan = plan_slices(entries, slice_entries)
     pending = background_pending(ctx.store, ctx.stage)  # the big tables, inserted by a 2nd process
-    transfer_files = TransferFiles(ctx.output_dir("openloyalty"), tcfg.formats)
+    # every file below the target profile's upload limit (oss-3: 16 MB), split between transfers
+    transfer_files = TransferFiles(ctx.output_dir("openloyalty"), formats,
+                                   max_file_bytes=target.upload_limit_bytes())
     try:  # no half-written file or table is left pending
         totals, checks = _run_slices(entries, o_lots, id_map, plan, settings, cutover, src,
                                                     transfer_files, pending)
@@ -157,7 +164,7 @@ def _run_slices(entries, o_lots, id_map, plan, settings, cutover, src, transfer_
     """Every member slice through the engines: its transfers appended to the files, its lots,
     allocations and transfers to the pending tables, its figures to the totals; then dropped."""
     o_slice, id_slice = plan.of(text_column(o_lots, "user_id")), plan.of(text_column(id_map, "legacy_id"))
-    totals = SliceTotals(cutover=cutover, timezone=src.timezone)
+    totals = SliceTotals(cutover=cutover, timezone=src.timezone, target_hold=_hold_args(settings, cutover, src.timezone))
     checks: dict[str, list[pd.DataFrame]] = {"lots": [], "transfers": []}
     for k, rows in enumerate(plan.rows()):
         o_part = o_lots if rows is None else o_lots[o_slice == k]
@@ -204,8 +211,9 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
     ledger_rejects, ledger_parsed_rows = read.ledger_rejects, read.ledger_rows
     lots = totals.lot_result()
     result = totals.transfer_result()
+    held_rules = _held_rules(ctx)
     rejects = _all_rejects(ledger_rejects, opening, unmatched, result, totals.first_deficit_line(), src.path.name,
-                           src.column_map()["points"])
+                           src.column_map()["points"], held_rules)
     ctx.write_rejects(rejects)
 
     files, outputs = transfer_files.close()
@@ -248,7 +256,67 @@ def _finish_run(ctx: StageContext, src, read: _Read, totals: SliceTotals, checks
         outputs=pd.DataFrame(outputs, columns=list(OUTPUT_COLUMNS)), by_member=by_member, by_center=by_center,
         by_program=by_program, total=total, roll_forward=rf, files=files, ledger_rows=ledger_parsed_rows,
         ledger_entries=len(entries), ledger_rejects=read.ledger_reject_counts, cutover=cutover, timezone=src.timezone,
-        settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii)
+        settings=settings, phones_reread=read.reread, show_pii=ctx.show_pii,
+        held=_held_points(result.rejects, held_rules))
+
+
+def _formats(cfg, target) -> list[str]:
+    """The configured transfer formats the target profile takes (oss-3: XML only); none is a config error."""
+    formats = [f for f in cfg.transfers.formats if f in target.transfer_formats()]
+    if not formats:
+        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("transfers", "formats"))
+        raise ConfigError(f"target profile {target.name!r} takes transfers as {', '.join(target.transfer_formats())}"
+                          f", not {', '.join(cfg.transfers.formats)}", file=cfg.path.name, line=line, column=column,
+                          field="transfers.formats")
+    return formats
+
+
+def _target_settings(cfg, target) -> dict | None:
+    """What the profile ignores of each transfer (expiry, lock) and the global settings it applies
+    instead; a config error when the profile ignores them and the config does not state the settings."""
+    ignored = sorted({r.element for r in target.ignored()} & {"expiry", "lock"})
+    if not ignored:
+        return None
+    settings = cfg.targets.openloyalty.settings
+    if settings is None:
+        line, column = yaml_position(cfg.path.read_text(encoding="utf-8"), ("targets", "openloyalty", "profile"))
+        raise ConfigError(f"target profile {target.name!r} ignores each transfer's {' and '.join(ignored)}: state "
+                          "its global settings (targets.openloyalty.settings: points_days_active, points_days_locked)",
+                          file=cfg.path.name, line=line, column=column, field="targets.openloyalty.settings")
+    return {"ignored": ignored, "days_active": settings.points_days_active, "days_locked": settings.points_days_locked}
+
+
+def _hold_args(settings: dict, cutover: datetime, tz: str) -> dict | None:
+    """``target_hold.month_parts``'s arguments: the transfers are dated at the import, taken as the cutover."""
+    hold = settings.get("target_ignores")
+    if not hold:
+        return None
+    return {"ignored": set(hold["ignored"]), "days_active": hold["days_active"], "days_locked": hold["days_locked"],
+            "import_at": cutover, "tz": tz}
+
+
+def _held_rules(ctx: StageContext) -> dict[str, str]:
+    """legacy_id -> the profile rule that held the member back in stage 01 (none: nothing held)."""
+    if not ctx.store.has_table("member_holdback"):
+        return {}
+    held = ctx.store.read_table("member_holdback", columns=["legacy_id", "rule_id"])
+    return dict(zip(held["legacy_id"].astype(str), held["rule_id"].astype(str)))
+
+
+def _held_points(rejects: pd.DataFrame, held_rules: dict[str, str]) -> pd.DataFrame:
+    """Per held member, its points that were not transferred (lots minus deficits), with the rule."""
+    cols = ["legacy_id", "rule_id", "points"]
+    if not held_rules or rejects.empty:
+        return pd.DataFrame(columns=cols)
+    ids = text_column(rejects, "legacy_id")
+    mine = (rejects["reason_code"].astype(str).to_numpy() == MEMBER_UNMAPPED) & np.isin(ids, list(held_rules))
+    if not mine.any():
+        return pd.DataFrame(columns=cols)
+    part = pd.DataFrame({"legacy_id": ids[mine], "points": [Decimal(str(p)) for p in rejects["points"][mine]]})
+    per = part.groupby("legacy_id", sort=True)["points"].sum().reset_index()
+    per["rule_id"] = per["legacy_id"].map(held_rules)
+    per["points"] = per["points"].map(str)
+    return per[cols]
 
 
 def build_slice(entries: pd.DataFrame, o_lots: pd.DataFrame, id_map: pd.DataFrame, settings: dict, cutover: datetime,
@@ -274,11 +342,18 @@ def _read_opening(src, stage: str) -> pd.DataFrame:
 
 def _all_rejects(ledger_rejects: pd.DataFrame, opening: OpeningParse | None, unmatched: pd.DataFrame,
                  result: TransferResult, first_line: dict[str, int], ledger_file: str,
-                 points_header: str) -> pd.DataFrame:
+                 points_header: str, held_rules: dict[str, str] | None = None) -> pd.DataFrame:
     """Every row a person must look at: ledger and opening rows refused, opening rows matched to no
     mapped member, lots and deficits of unmapped members, and deficits held for review. A deficit
     names the ledger line of the member's first redemption that no lot could pay (``first_line``)."""
     rj = result.rejects.copy()
+    if held_rules and len(rj):  # a member held back in stage 01: its points are held, and say why
+        ids = text_column(rj, "legacy_id")
+        held = (rj["reason_code"].astype(str).to_numpy() == MEMBER_UNMAPPED) & np.isin(ids, list(held_rules))
+        if held.any():
+            rj["message"] = rj["message"].astype(object)
+            rj.loc[held, "message"] = [f"HELD: member {u} held back in stage 01, the target refuses it "
+                                       f"({held_rules[u]}); {m}" for u, m in zip(ids[held], rj["message"][held])]
     no_lot = text_column(rj, "lot_id") == ""
     if no_lot.any():
         rj.loc[no_lot, "line"] = [int(first_line.get(u, 0)) for u in text_column(rj, "legacy_id")[no_lot]]
@@ -314,7 +389,8 @@ def _gate_tables(outcome: TransfersOutcome) -> dict[str, pd.DataFrame]:
     return {
         "conservation": outcome.conservation,
         "members": reconciliation_check(outcome.by_member, "user_id"),
-        "totals": totals_check(outcome.total, outcome.points()),
+        "totals": totals_check(outcome.total, outcome.points()).assign(
+            target_moved_points=outcome.target_moved_points()),
         "centers": reconciliation_check(outcome.by_center, "center"),
         "programs": reconciliation_check(outcome.by_program, "program"),
         "roll_forward": roll_forward_check(outcome.roll_forward),

@@ -1,20 +1,38 @@
 """Stage 05's pure logic on a small hand-built run: three members, a few lots, two rewards.
 
 The run below is consistent (every check agrees); each test breaks one thing and asserts that
-exactly the checks that should notice it do.
+exactly the checks that should notice it do. The report takes its figures over the large tables
+from SQLite, so the hand-built tables are written to a scratch staging database and summed there
+(:func:`summed`) before each evaluation, as ``report.step.read_view`` does on a run's database.
 """
 
 from __future__ import annotations
 
 import copy
+import tempfile
 from decimal import Decimal as D
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from loyalty_toolkit.stages.report import checks as report_checks
 from loyalty_toolkit.stages.report import figures as report
+from loyalty_toolkit.stages.report import step as s05_report
 from loyalty_toolkit.stages.report.figures import RunView
+from loyalty_toolkit.store import StagingStore
+
+
+def summed(view: RunView) -> RunView:
+    """``view`` with the counts and sums SQLite takes over its tables (written to a scratch database)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = StagingStore(Path(scratch) / "staging.db")
+        try:
+            store.commit_stage("hand_built", view.tables, inputs_fingerprint="", parameters_fingerprint="")
+            view.sums = s05_report.table_sums(store, "UTC")
+        finally:
+            store.close()
+    return view
 
 
 def _gates(n_ok: int = 2, warnings: int = 0) -> list[dict]:
@@ -86,11 +104,12 @@ def small_run() -> RunView:
               "rewards/demo_earnreward_main_20260630.csv": {
                   "rows_kept": 3, "rows_read": 3, "frozen_path": "inputs/rewards/demo_earnreward_main_20260630.csv"},
               "target_members": {"rows_kept": None, "rows_read": None, "frozen_path": "inputs/t/export.csv"}}
-    return RunView(records=records, tables=tables, inputs=inputs, completed=set(report.EARLIER_STAGES),
-                   reject_files={"members": 1, "transfers": 1, "rewards": 1}, coupon_codes={"a1"})
+    return summed(RunView(records=records, tables=tables, inputs=inputs, completed=set(report.EARLIER_STAGES),
+                          reject_files={"members": 1, "transfers": 1, "rewards": 1}, coupon_codes={"a1"}))
 
 
 def evaluate(view: RunView):
+    summed(view)  # the tables as the test left them
     points = report.points_conservation(view)
     conservation = report.row_conservation(view)
     checks = report_checks.cross_stage_checks(view, points)
@@ -124,7 +143,8 @@ def test_a_micro_point_missing_from_the_transfers_breaks_points_conservation():
     points, conservation, checks = evaluate(view)
     assert points["difference"] == D("0.000001")
     assert disagreeing(checks) == {"points: owed before = owed after",
-                                   "points: owed after, stage 03's record = its tables"}
+                                   "points: owed after, stage 03's record = its tables",
+                                   report_checks.CONSERVATION_CHECK}
     sheet = report_checks.checklist(report_checks.headline(view, points, conservation), checks, conservation,
                                     report.stage_gates(view)).set_index("figure")["holds"]
     assert not sheet["points owed before = points owed after"]
@@ -222,7 +242,8 @@ def test_the_roll_forward_ties_per_row_and_closes_on_the_points_owed():
     view.tables["liability_roll_forward"].loc[0, "expired"] = "2.9"  # movements no longer give the closing
     assert list(report.roll_forward(view.table("liability_roll_forward"))["ties"]) == [False, True, False]
     _, _, checks = evaluate(view)
-    assert disagreeing(checks) == {"points: every roll-forward row ties"}
+    assert disagreeing(checks) == {"points: every roll-forward row ties",
+                                   "points: expired at the cutover, lots = roll-forward"}
 
 
 def test_a_center_whose_transfer_side_differs_is_caught():
@@ -278,12 +299,12 @@ def members_only_run() -> RunView:
     """small_run without stages 03 and 04: the program has no ledger, opening balances or rewards."""
     view = small_run()
     keep = {"members", "member_rejects", "member_map"}
-    return RunView(records={k: v for k, v in view.records.items() if k in ("subset", "members", "mapping")},
-                   tables={k: v for k, v in view.tables.items() if k in keep},
-                   inputs={k: v for k, v in view.inputs.items() if k in ("members", "target_members")},
-                   completed={"subset", "members", "mapping"}, reject_files={"members": 1},
-                   not_applicable={"transfers": "no sources.ledger and no sources.opening_balances",
-                                   "rewards": "no sources.rewards.files"})
+    return summed(RunView(records={k: v for k, v in view.records.items() if k in ("subset", "members", "mapping")},
+                          tables={k: v for k, v in view.tables.items() if k in keep},
+                          inputs={k: v for k, v in view.inputs.items() if k in ("members", "target_members")},
+                          completed={"subset", "members", "mapping"}, reject_files={"members": 1},
+                          not_applicable={"transfers": "no sources.ledger and no sources.opening_balances",
+                                          "rewards": "no sources.rewards.files"}))
 
 
 def test_a_members_only_run_is_signed_on_what_ran_and_names_what_did_not_apply():
@@ -325,3 +346,35 @@ def test_the_opening_conversion_residue_is_in_the_points_conservation_and_the_ch
     # stage 03 recording another residue than its table holds is caught
     view.records["transfers"]["totals"]["opening"]["conversion_residue"] = "0.5"
     assert disagreeing(evaluate(view)[2]) == {"points: opening conversion residue, stage 03's record = its tables"}
+
+
+def test_the_conservation_with_expiry_ties_every_point_to_where_it_went():
+    view = small_run()
+    points, conservation, checks = evaluate(view)
+    # the roll-forward held 24.5 before the cutover expired 3: 19 transferred + 0.5 residue + 2 rejected + 3 expired
+    assert points["before_expiry"] == D("24.5") and points["expired_roll_forward"] == D(3)
+    row = checks.set_index("check").loc[report_checks.CONSERVATION_CHECK]
+    assert (row["left_value"], row["right_value"], row["agree"]) == ("24.5", "24.5", True)
+    view.tables["lots"].loc[4, "remaining_units"] = 2_999_999  # a micro-point of expired lost from the lots
+    _, _, checks = evaluate(view)
+    assert disagreeing(checks) == {report_checks.CONSERVATION_CHECK,
+                                   "points: expired at the cutover, lots = roll-forward"}
+
+
+def test_the_headline_carries_every_point_figure_and_rejects_by_reason():
+    view = small_run()
+    view.tables["member_rejects"] = pd.DataFrame({"line": [5], "reason_code": ["NO_IDENTIFIER"]})
+    view.tables["transfer_rejects"] = pd.DataFrame({"line": [9, 11], "reason_code": ["MEMBER_UNMAPPED"] * 2})
+    points, conservation, _ = evaluate(view)
+    figures = report_checks.headline(view, points, conservation)
+    assert [k for k in figures if k.startswith("points_")] == [
+        "points_owed_before", "points_transferred", "points_residue", "points_rejected", "points_held_for_review",
+        "points_opening_unmatched", "points_owed_after", "points_difference", "points_expired"]
+    assert (figures["points_transferred"], figures["points_residue"], figures["points_rejected"],
+            figures["points_expired"]) == ("19", "0.5", "2", "3")
+    rejects = report.rejects_by_reason(view, points)
+    assert rejects.to_dict("records") == [
+        {"stage": "01_members", "reason_code": "NO_IDENTIFIER", "rows": 1, "points": None,
+         "file": "rejects/members.csv"},
+        {"stage": "03_transfers", "reason_code": "MEMBER_UNMAPPED", "rows": 2, "points": D(2),
+         "file": "rejects/transfers.csv"}]

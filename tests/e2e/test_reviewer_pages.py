@@ -8,6 +8,8 @@ the observed value against the required one on the notebook page, the gate page 
 from __future__ import annotations
 
 import html
+import os
+import shutil
 import json
 import re
 import subprocess
@@ -16,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from loyalty_toolkit.model import project_root
+
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "loyalty-migrate")
 UNITS_SUFFIX = "_units"
 
 
-def _run(config: Path, run_id: str) -> subprocess.CompletedProcess:
+def _run(config: Path, run_id: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([CLI, "run", str(config), "--run-id", run_id], cwd=config.parent, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=env)
 
 
 def _pages(run_dir: Path) -> list[Path]:
@@ -79,13 +83,19 @@ def passed_run(small_program):
 
 
 @pytest.fixture(scope="module")
-def failed_run(small_program):
-    """The sample program with every accepted member required to map (it maps about 99%): stage 02 fails."""
-    strict = small_program.parent / "migration_strict_coverage.yml"
-    text = small_program.read_text(encoding="utf-8")
-    assert "min_member_coverage: 0.9" in text
-    strict.write_text(text.replace("min_member_coverage: 0.9", "min_member_coverage: 1.0"), encoding="utf-8")
-    res = _run(strict, "reviewer-pages-failed")
+def failed_run(small_program, tmp_path_factory):
+    """The sample program under a stricter mapping suite: no member may be held back from the target
+    (the sample holds a few, #13), so stage 02's critical gate fails with a figure against a bound."""
+    home = tmp_path_factory.mktemp("strict_home")
+    shutil.copytree(project_root() / "notebooks", home / "notebooks")
+    shutil.copytree(project_root() / "expectations", home / "expectations")
+    suite = home / "expectations" / "mapping.summary.json"
+    data = json.loads(suite.read_text(encoding="utf-8"))
+    data["expectations"].append({"type": "expect_column_values_to_be_between",
+                                 "kwargs": {"column": "held_by_target", "min_value": 0, "max_value": 0},
+                                 "severity": "critical", "meta": {"description": "No member held back."}})
+    suite.write_text(json.dumps(data), encoding="utf-8")
+    res = _run(small_program, "reviewer-pages-failed", env={**os.environ, "LOYALTY_MIGRATE_HOME": str(home)})
     assert res.returncode == 1, res.stdout + res.stderr
     return small_program.parent / "runs" / "reviewer-pages-failed"
 
@@ -118,11 +128,11 @@ def test_a_failed_gate_shows_a_plain_box_and_no_traceback(failed_run):
     for rel in ("notebooks/02_mapping.html", "data_docs/02_mapping/index.html", "index.html"):
         text = " ".join(_visible((failed_run / rel).read_text(encoding="utf-8")).split())
         assert "Gate failed: stage 02_mapping stopped on 1 critical expectation(s)" in text, rel
-        assert "observed vs required" in text and "vs required >= 1 and <= 1" in text, rel
+        assert "observed vs required" in text and "vs required >= 0 and <= 0" in text, rel
         assert "What to do:" in text, rel
     notebook = _visible((failed_run / "notebooks" / "02_mapping.html").read_text(encoding="utf-8"))
-    observed = re.search(r"observed vs required\s+(0\.\d+) vs required", " ".join(notebook.split()))
-    assert observed and float(observed.group(1)) < 1, notebook[-2000:]
+    observed = re.search(r"observed vs required\s+(\d+) vs required", " ".join(notebook.split()))
+    assert observed and int(observed.group(1)) > 0, notebook[-2000:]
     assert coverage  # the stage recorded its figures before its gate stopped it
     log = (failed_run / "notebooks" / "02_mapping.log").read_text(encoding="utf-8")
     assert "GateFailed" in log, "the traceback stays in the stage log for engineers"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import os
 import shutil
 import tempfile
@@ -58,13 +59,16 @@ def test_a_path_as_run_id_writes_nothing_outside_output_dir(program):
 # -- a path that is a file -----------------------------------------------------------------------
 
 def test_an_output_dir_that_is_a_file_is_named_by_validate_and_run(program):
+    # the config names it, with the line and column of output_dir (#17's config errors), before any
+    # check of the inputs: validate and run refuse it the same way, exit 2
     (program.parent / "runs").write_text("not a folder")
-    line = (f"a file is in the way: output_dir {program.parent / 'runs'} must be a folder "
-            f"but {program.parent / 'runs'} is a file")
-    assert runner.preflight(program).problems == [line]
-    with pytest.raises(LoyaltyError) as err:
-        runner.run(program, run_id="r1")
-    assert err.value.exit_code == 2 and err.value.one_line() == f"[validate] {line}"
+    for check in (lambda: runner.preflight(program), lambda: runner.run(program, run_id="r1")):
+        with pytest.raises(LoyaltyError) as err:
+            check()
+        assert err.value.exit_code == 2
+        assert re.fullmatch(rf"{program.name}:\d+: column \d+: migration\.output_dir: {re.escape(str(program.parent / 'runs'))} "
+                            r"is a file, not a directory: runs cannot be written in it", err.value.one_line())
+    assert not (program.parent / "runs").is_dir()
 
 
 def test_a_run_dir_that_is_a_file_is_named(program):

@@ -46,6 +46,14 @@ def _months(instants: np.ndarray, tz: str) -> np.ndarray:
     return out
 
 
+def _adding(t: pd.DataFrame, import_at: datetime) -> tuple[np.ndarray, np.datetime64, np.ndarray, np.ndarray]:
+    """The adding transfers' points, the import instant (UTC, seconds), and each transfer's legacy
+    expiry and unlock instants (NaT: none): what both views of the target's changes start from."""
+    at = np.datetime64(import_at.astimezone(timezone.utc).replace(tzinfo=None), "s")
+    return (t["points"].to_numpy(np.int64), at, _parse(t["expires_at"].to_numpy(dtype=object)),
+            _parse(t["unlock_at"].to_numpy(dtype=object)))
+
+
 def month_parts(transfers: pd.DataFrame, *, ignored: set[str], days_active: int | None, days_locked: int,
                 import_at: datetime, tz: str) -> pd.DataFrame:
     """One slice's points per (kind, month) over its adding transfers (columns points, expires_at,
@@ -54,10 +62,7 @@ def month_parts(transfers: pd.DataFrame, *, ignored: set[str], days_active: int 
     t = transfers[transfers["type"].to_numpy(dtype=object) == ADDING] if len(transfers) else transfers
     if not len(t) or not ignored:
         return pd.DataFrame(columns=list(PART_COLUMNS))
-    pts = t["points"].to_numpy(np.int64)
-    at = np.datetime64(import_at.astimezone(timezone.utc).replace(tzinfo=None), "s")
-    legacy_end = _parse(t["expires_at"].to_numpy(dtype=object))
-    legacy_unlock = _parse(t["unlock_at"].to_numpy(dtype=object))
+    pts, at, legacy_end, legacy_unlock = _adding(t, import_at)
     n = len(t)
     if "expiry" in ignored:
         target_end = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]") if days_active is None else \
@@ -134,10 +139,7 @@ def member_parts(transfers: pd.DataFrame, *, ignored: set[str], days_active: int
     t = transfers[transfers["type"].to_numpy(dtype=object) == ADDING] if len(transfers) else transfers
     if not len(t) or not ignored:
         return pd.DataFrame(columns=list(MEMBER_COLUMNS))
-    pts = t["points"].to_numpy(np.int64)
-    at = np.datetime64(import_at.astimezone(timezone.utc).replace(tzinfo=None), "s")
-    legacy_end = _parse(t["expires_at"].to_numpy(dtype=object))
-    legacy_unlock = _parse(t["unlock_at"].to_numpy(dtype=object))
+    pts, at, legacy_end, legacy_unlock = _adding(t, import_at)
     legacy_free = np.isnat(legacy_unlock) | (legacy_unlock <= at)
     target_free = legacy_free if "lock" not in ignored else np.full(len(t), not days_locked)
     if "expiry" in ignored:

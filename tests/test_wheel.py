@@ -72,7 +72,7 @@ def test_installed_from_the_wheel_the_demo_runs_without_the_checkout(wheel, tmp_
     # output is no terminal: one line per stage, as it ends (issue #16), then the index
     stages = [line.split()[:2] for line in res.stdout.splitlines() if re.match(r"\d\d_[a-z]+ ", line)]
     assert stages == [[stem, "passed"] for stem in ("00_subset", "01_members", "02_mapping", "03_transfers",
-                                                    "04_rewards", "05_report")], res.stdout
+                                                    "04_rewards", "05_report", "06_verify")], res.stdout
     m = re.search(r"passed: (\S+index\.html)", res.stdout)
     assert m, res.stdout
     run_dir = (tmp_path / m.group(1)).parent

@@ -231,12 +231,13 @@ def test_a_run_killed_anywhere_in_stages_03_and_04_never_contradicts_its_databas
     assert status["transfers"] == "interrupted"
 
     # 5. the whole run again: cleans, rolls back, passes
-    done = _cli(ws, "run", "full.yml", "--run-id", RUN, "--stages", "transfers,rewards,report")
+    # (stage 06 verify, #13, follows the report: a re-run of stage 03 makes it stale too)
+    done = _cli(ws, "run", "full.yml", "--run-id", RUN, "--stages", "transfers,rewards,report,verify")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "note: rolled back stage 03_transfers" in done.stderr
     status = _check_record(ws)
     assert status["run"] == "passed" and _db(run_dir)[0] == {"subset", "members", "mapping", "transfers",
-                                                              "rewards", "report"}
+                                                              "rewards", "report", "verify"}
     _no_leftovers(run_dir)
 
     # 6. a re-run of the passed stage 04, killed before its commit; then after the runner's
@@ -252,7 +253,7 @@ def test_a_run_killed_anywhere_in_stages_03_and_04_never_contradicts_its_databas
     assert status["rewards"] == "interrupted"
 
     # 7. and once more to the end
-    done = _cli(ws, "run", "full.yml", "--run-id", RUN, "--stages", "rewards,report")
+    done = _cli(ws, "run", "full.yml", "--run-id", RUN, "--stages", "rewards,report,verify")
     assert done.returncode == 0, done.stdout + done.stderr
     assert _check_record(ws)["run"] == "passed"
     _no_leftovers(run_dir)

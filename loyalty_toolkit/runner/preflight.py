@@ -18,7 +18,6 @@ from tabulate import tabulate
 from loyalty_toolkit.config import Config, load_config
 from loyalty_toolkit.errors import LoyaltyError
 from loyalty_toolkit.model import notebook_name
-from loyalty_toolkit.runner.operating import check_folders
 from loyalty_toolkit.sources.csvfile import count_records, read_header, sniff
 
 # Canonical fields each input must provide (the rest of a mapping is optional).
@@ -148,8 +147,4 @@ def preflight(config_path: str | Path) -> PreflightReport:
             input="target_members", file=config.path.name,
             problem=f"{config.path.name}: sources.target_members: stage 02 (mapping) always runs and needs it "
                     "(rehearsal: true, or path: the target's member export)"))
-    try:  # runs go under output_dir: a file there would stop the run only after this said all is well
-        check_folders(config.output_root(), config.output_root())
-    except LoyaltyError as exc:
-        report.rows.append(PreflightRow(input="output_dir", file=config.path.name, problem=exc.one_line()))
     return report
